@@ -1,0 +1,221 @@
+"""Model registry of videozoo.
+
+Every model is registered under the key of its paper in the papers-kb catalog
+(``data/papers/<key>.yaml``), e.g. ``"lin2019tsm"``, and also under a short alias
+(``"tsm"``), so that the site and the code can link both ways.
+
+A model file registers one builder per paper::
+
+    @register_model("lin2019tsm", alias="tsm", stage=1, config=TSMConfig,
+                    reported=(Reported("params_m", 24.3, "survey 003, Table 1"),))
+    def tsm(config: TSMConfig) -> TSM:
+        return TSM(config)
+
+and optionally extra checks that ``videozoo.verify`` runs::
+
+    @register_check("lin2019tsm", "reference")
+    def _tsm_matches_roll() -> dict: ...
+
+Config classes are dataclasses with a ``num_classes`` field, the classmethods
+``paper()`` and ``tiny()``, and ``input_shape() -> tuple[int, ...]`` giving the
+per-sample input shape (no batch dimension), e.g. ``(3, 8, 224, 224)`` for
+``(C, T, H, W)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+__all__ = [
+    "Reported",
+    "ModelSpec",
+    "register_model",
+    "register_check",
+    "create",
+    "get_spec",
+    "list_models",
+]
+
+
+@dataclass(frozen=True)
+class Reported:
+    """A figure that a paper or survey reports for the paper configuration.
+
+    Attributes:
+        metric: ``"params_m"`` (millions of parameters) or ``"gflops"`` (GFLOPs per
+            clip at the paper's input size; 1 multiply-add = 2 FLOPs unless ``note`` says).
+        value: The reported number.
+        source: Where it comes from, e.g. ``"survey 003_cde90359197f8a1e.txt, Table 1"``
+            or ``"paper, Table 2"``.
+        note: Free text, e.g. which variant or input size the figure refers to.
+    """
+
+    metric: str
+    value: float
+    source: str
+    note: str = ""
+
+
+@dataclass
+class ModelSpec:
+    """Everything the registry knows about one model.
+
+    Attributes:
+        key: Paper key in the knowledge base (``"lin2019tsm"``).
+        alias: Short lower-case name (``"tsm"``).
+        stage: Learning-path stage (1-4).
+        config_cls: Config dataclass with ``paper()``, ``tiny()``, ``input_shape()``.
+        builder: ``builder(config) -> nn.Module``.
+        module: Dotted module path of the model file.
+        reported: Figures reported by the paper or survey (see :class:`Reported`).
+        temporal: ``True`` when the model is expected to separate motion-defined
+            classes (check "motion"); ``False`` for models the paper itself
+            describes as order-agnostic (TSN with average consensus).
+        clip_to_input: Turns an RGB clip ``(B, 3, T, H, W)`` in ``[0, 1]`` into the
+            model's own input (e.g. ``(B, N, C, H, W)`` segments, or stacked flow).
+            ``None`` means the model takes the clip as it is.
+        checks: Extra checks by name (``"reference"``, ``"inflation"``), each a
+            zero-argument callable returning a JSON-serialisable dict with at least
+            ``passed`` (bool) and ``summary`` (str).
+    """
+
+    key: str
+    alias: str
+    stage: int
+    config_cls: type
+    builder: Callable[[Any], nn.Module]
+    module: str
+    reported: tuple[Reported, ...] = ()
+    temporal: bool = True
+    clip_to_input: Callable[[Any, torch.Tensor], Any] | None = None
+    checks: dict[str, Callable[[], dict]] = field(default_factory=dict)
+
+    @property
+    def source_file(self) -> str:
+        """Path of the model file relative to the repository root."""
+        return self.module.replace(".", "/") + ".py"
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_model(
+    key: str,
+    *,
+    alias: str,
+    stage: int,
+    config: type,
+    reported: tuple[Reported, ...] = (),
+    temporal: bool = True,
+    clip_to_input: Callable[[Any, torch.Tensor], Any] | None = None,
+) -> Callable[[Callable[[Any], nn.Module]], Callable[[Any], nn.Module]]:
+    """Decorator registering a model builder under its paper key and alias.
+
+    Raises:
+        ValueError: if the key or alias is already registered.
+    """
+
+    def decorator(builder: Callable[[Any], nn.Module]) -> Callable[[Any], nn.Module]:
+        if key in _REGISTRY or alias in _ALIASES:
+            raise ValueError(f"model {key!r} / alias {alias!r} registered twice")
+        _REGISTRY[key] = ModelSpec(
+            key=key,
+            alias=alias,
+            stage=stage,
+            config_cls=config,
+            builder=builder,
+            module=builder.__module__,
+            reported=tuple(reported),
+            temporal=temporal,
+            clip_to_input=clip_to_input,
+        )
+        _ALIASES[alias] = key
+        return builder
+
+    return decorator
+
+
+def register_check(key: str, name: str) -> Callable[[Callable[[], dict]], Callable[[], dict]]:
+    """Decorator adding an extra verification check (e.g. ``"reference"``) to a model.
+
+    The model must be registered first (put the check below the builder in the file).
+
+    Raises:
+        KeyError: if ``key`` is not registered.
+    """
+
+    def decorator(fn: Callable[[], dict]) -> Callable[[], dict]:
+        _REGISTRY[key].checks[name] = fn
+        return fn
+
+    return decorator
+
+
+def _load_all() -> None:
+    # Importing the package registers every model file.
+    import videozoo.models  # noqa: F401
+
+
+def get_spec(name: str) -> ModelSpec:
+    """Return the :class:`ModelSpec` for a paper key or alias.
+
+    Raises:
+        KeyError: naming the known models, if ``name`` is unknown.
+    """
+    _load_all()
+    key = _ALIASES.get(name, name)
+    if key not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(_ALIASES))}")
+    return _REGISTRY[key]
+
+
+def list_models(stage: int | None = None) -> list[str]:
+    """Paper keys of all registered models (optionally of one stage), sorted."""
+    _load_all()
+    return sorted(k for k, s in _REGISTRY.items() if stage is None or s.stage == stage)
+
+
+def create(name: str, config: str | Any = "paper", num_classes: int | None = None, **overrides: Any) -> nn.Module:
+    """Build a model by paper key or alias.
+
+    Args:
+        name: Paper key (``"lin2019tsm"``) or alias (``"tsm"``).
+        config: ``"paper"``, ``"tiny"`` or a config instance.
+        num_classes: Overrides the config's number of classes.
+        **overrides: Other config fields to replace.
+
+    Returns:
+        The model in training mode, randomly initialised (no weights are downloaded).
+
+    Raises:
+        KeyError: unknown model. ValueError: unknown config name or field.
+    """
+    spec = get_spec(name)
+    cfg = make_config(name, config, num_classes=num_classes, **overrides)
+    return spec.builder(cfg)
+
+
+def make_config(name: str, config: str | Any = "paper", num_classes: int | None = None, **overrides: Any) -> Any:
+    """Return the config instance :func:`create` would use (same arguments)."""
+    spec = get_spec(name)
+    if isinstance(config, str):
+        if config not in ("paper", "tiny"):
+            raise ValueError(f"config must be 'paper', 'tiny' or a {spec.config_cls.__name__}, got {config!r}")
+        cfg = getattr(spec.config_cls, config)()
+    else:
+        cfg = config
+    if num_classes is not None:
+        overrides["num_classes"] = num_classes
+    if overrides:
+        names = {f.name for f in dataclasses.fields(cfg)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise ValueError(f"{spec.config_cls.__name__} has no field(s) {sorted(unknown)}")
+        cfg = dataclasses.replace(cfg, **overrides)
+    return cfg

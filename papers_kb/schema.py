@@ -158,6 +158,11 @@ class Paper(Strict):
     notes: str | None = None
     related: list[Relation] = Field(default_factory=list)
     citation_key: str | None = Field(default=None, description="pins the BibTeX citation key")
+    confirmed: str | None = Field(
+        default=None,
+        description="how the identifier/title/authors/venue were confirmed against a primary source "
+        "when the seeds do not state them, e.g. 'arXiv abs page 1811.08383 (search, 2026-11-22)'",
+    )
     sources: list[SourceRef] = Field(default_factory=list)
 
     @field_validator("citation_key")

@@ -1,0 +1,119 @@
+"""Validate + render + ``mkdocs build``: the site from ``data/`` in one call.
+
+Nothing is half-written: a validation error stops before any file is touched, and MkDocs
+builds into a temporary folder that replaces ``site/`` only when the build succeeded.
+The site generator never imports torch or videozoo.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from papers_kb.catalog import Catalog, load_catalog
+from papers_kb.render import RenderReport, render_pages, write_pages
+
+
+@dataclass
+class BuildReport:
+    """Counts and timings (seconds) of a build."""
+
+    catalog: Catalog
+    render: RenderReport
+    pages: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    site_dir: Path | None = None
+
+
+def page_producers() -> dict:
+    """Extra page producers run during rendering (charts, BibTeX downloads)."""
+    from papers_kb.charts import leaderboard_charts
+
+    producers = {"charts": leaderboard_charts}
+    try:
+        from papers_kb.bibtex import bib_downloads
+    except ImportError:  # pragma: no cover - bibtex support is optional at import time
+        pass
+    else:
+        producers["bib"] = bib_downloads
+    return producers
+
+
+def render_site(root: Path | str = ".") -> BuildReport:
+    """Validate ``data/`` and write the generated Markdown under ``site_src/generated/``.
+
+    Raises:
+        CatalogError: with every validation problem; nothing is written then.
+    """
+    root = Path(root).resolve()
+    t0 = time.perf_counter()
+    cat = load_catalog(root / "data", root=root)
+    t1 = time.perf_counter()
+    pages = render_pages(cat, extra=page_producers())
+    report = write_pages(pages, root / "site_src")
+    t2 = time.perf_counter()
+    return BuildReport(cat, report, len(pages), {"validate": t1 - t0, "render": t2 - t1})
+
+
+def mkdocs_build(root: Path | str = ".", site_dir: Path | str | None = None, strict: bool = True) -> Path:
+    """Run ``mkdocs build`` (``--strict`` by default) into ``site_dir`` atomically.
+
+    Raises:
+        RuntimeError: when MkDocs aborts (in strict mode, on any warning); ``site_dir`` is
+            then left as it was.
+    """
+    from mkdocs.commands.build import build as _mk_build
+    from mkdocs.config import load_config
+    from mkdocs.exceptions import Abort, ConfigurationError
+
+    root = Path(root).resolve()
+    site = Path(site_dir).resolve() if site_dir else root / "site"
+    tmp = Path(tempfile.mkdtemp(prefix=".site-", dir=site.parent))
+    collected: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            collected.append(f"{record.levelname}: {record.getMessage()}")
+
+    logger = logging.getLogger("mkdocs")
+    handler = _Collect(level=logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        # Paths in mkdocs.yml (docs_dir, snippet base_path) are relative to the project root.
+        with contextlib.chdir(root):
+            cfg = load_config(config_file=str(root / "mkdocs.yml"), strict=strict, site_dir=str(tmp))
+            _mk_build(cfg)
+    except (Abort, ConfigurationError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError("\n".join([*collected, f"mkdocs build failed: {exc}"])) from exc
+    except Exception as exc:  # markdown extensions raise their own errors (missing snippet ...)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"mkdocs build failed: {type(exc).__name__}: {exc}") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        logger.removeHandler(handler)
+    old = None
+    if site.exists():
+        old = site.with_name(site.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        site.rename(old)
+    tmp.rename(site)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return site
+
+
+def build_site(root: Path | str = ".", site_dir: Path | str | None = None, strict: bool = True) -> BuildReport:
+    """Validate, render and build the static site; returns counts and step timings."""
+    report = render_site(root)
+    t0 = time.perf_counter()
+    report.site_dir = mkdocs_build(root, site_dir, strict)
+    report.seconds["mkdocs"] = time.perf_counter() - t0
+    return report

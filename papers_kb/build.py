@@ -34,14 +34,9 @@ def page_producers() -> dict:
     """Extra page producers run during rendering (charts, BibTeX downloads)."""
     from papers_kb.charts import leaderboard_charts
 
-    producers = {"charts": leaderboard_charts}
-    try:
-        from papers_kb.bibtex import bib_downloads
-    except ImportError:  # pragma: no cover - bibtex support is optional at import time
-        pass
-    else:
-        producers["bib"] = bib_downloads
-    return producers
+    from papers_kb.bibtex import bib_downloads
+
+    return {"charts": leaderboard_charts, "bib": bib_downloads}
 
 
 def render_site(root: Path | str = ".") -> BuildReport:

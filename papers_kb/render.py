@@ -263,7 +263,15 @@ class Views:
                             for l in p.links],
             "sources": [self.source_label(s.doc, s.section) for s in p.sources],
             "confirmed": p.confirmed,
+            "bibtex": entry_text(p),
         }
+
+
+def entry_text(p: Paper) -> str:
+    """BibTeX of one paper for its "Cite" block (see :mod:`papers_kb.bibtex`)."""
+    from papers_kb.bibtex import entry_text as _entry_text  # bibtex imports this module
+
+    return _entry_text(p)
 
 
 def doc_anchor(doc: str) -> str:

@@ -1,0 +1,233 @@
+"""Catalog -> BibTeX / BibLaTeX through bibtexparser's v2 model and writer.
+
+Entry types follow the venue: ``@inproceedings`` (``booktitle``) for conference and workshop
+papers, ``@article`` (``journal``, ``volume``, ``number``, ``pages``) for journals, and for
+arXiv-only preprints ``@misc`` (BibTeX) or ``@online`` (BibLaTeX) with ``eprint``,
+``archivePrefix = {arXiv}`` and ``primaryClass``. Every entry has ``url`` and ``year``, and
+``doi``/``month`` when known.
+
+Citation keys are the papers' catalog keys (``lin2019tsm``), or the key a paper pins with
+``citation_key``: they never change when other entries are added.
+
+Text is LaTeX-encoded with pylatexenc (the encoder bibtexparser uses): in BibTeX mode
+non-ASCII letters become commands (``Lu\\v{c}i\\'c``); in BibLaTeX mode they stay UTF-8; in
+both, ``& % _ # $`` are escaped and capitals of acronyms and mixed-case words are protected
+with braces (``{TSM}``, ``{3D}``, ``{ViViT}``).
+"""
+
+from __future__ import annotations
+
+import re
+
+import bibtexparser
+from bibtexparser.library import Library
+from bibtexparser.middlewares.names import parse_single_name_into_parts
+from bibtexparser.model import Entry, Field
+from bibtexparser.writer import BibtexFormat
+from pylatexenc.latexencode import RULE_DICT, UnicodeToLatexConversionRule, UnicodeToLatexEncoder
+
+from papers_kb.catalog import Catalog
+from papers_kb.render import GENERATED, Page
+from papers_kb.schema import Paper
+
+# Full booktitles of the conferences the catalog uses (short name -> booktitle).
+BOOKTITLES = {
+    "CVPR": "Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)",
+    "ICCV": "Proceedings of the IEEE/CVF International Conference on Computer Vision (ICCV)",
+    "ECCV": "Proceedings of the European Conference on Computer Vision (ECCV)",
+    "NeurIPS": "Advances in Neural Information Processing Systems (NeurIPS)",
+    "ICLR": "International Conference on Learning Representations (ICLR)",
+    "ICML": "Proceedings of the International Conference on Machine Learning (ICML)",
+    "AAAI": "Proceedings of the AAAI Conference on Artificial Intelligence (AAAI)",
+    "ACL": "Proceedings of the Annual Meeting of the Association for Computational Linguistics (ACL)",
+    "ACM MM": "Proceedings of the ACM International Conference on Multimedia (ACM MM)",
+    "ICIP": "Proceedings of the IEEE International Conference on Image Processing (ICIP)",
+    "ICPR": "Proceedings of the International Conference on Pattern Recognition (ICPR)",
+    "ACCV": "Proceedings of the Asian Conference on Computer Vision (ACCV)",
+    "BMVC": "Proceedings of the British Machine Vision Conference (BMVC)",
+    "WACV": "Proceedings of the IEEE/CVF Winter Conference on Applications of Computer Vision (WACV)",
+    "ICASSP": "Proceedings of the IEEE International Conference on Acoustics, Speech and Signal Processing (ICASSP)",
+    "ICME": "Proceedings of the IEEE International Conference on Multimedia and Expo (ICME)",
+}
+JOURNALS = {
+    "TPAMI": "IEEE Transactions on Pattern Analysis and Machine Intelligence",
+    "IJCV": "International Journal of Computer Vision",
+    "TIP": "IEEE Transactions on Image Processing",
+    "TMM": "IEEE Transactions on Multimedia",
+    "TCSVT": "IEEE Transactions on Circuits and Systems for Video Technology",
+}
+
+_SPECIALS = {ord(c): "\\" + c for c in "&%_#$"}
+_BIBLATEX_ENCODER = UnicodeToLatexEncoder(
+    conversion_rules=[UnicodeToLatexConversionRule(RULE_DICT, _SPECIALS)], unknown_char_policy="keep",
+    unknown_char_warning=False, replacement_latex_protection="braces-after-macro",
+)
+_BIBTEX_ENCODER = UnicodeToLatexEncoder(
+    conversion_rules=[UnicodeToLatexConversionRule(RULE_DICT, _SPECIALS), "defaults"],
+    unknown_char_policy="keep", replacement_latex_protection="braces-almost-all",
+)
+
+
+def encode(text: str, biblatex: bool = False) -> str:
+    """LaTeX-encode text for a BibTeX field value (see module docstring)."""
+    enc = _BIBLATEX_ENCODER if biblatex else _BIBTEX_ENCODER
+    return enc.unicode_to_latex(re.sub(r"\s+", " ", text).strip())
+
+
+def _needs_protection(word: str) -> bool:
+    core = re.sub(r"\\[a-zA-Z]+|[{}\\'`^\"~=.]", "", word)  # ignore LaTeX accents
+    letters = re.sub(r"[^A-Za-z0-9]", "", core)
+    if not letters:
+        return False
+    if any(c.isdigit() for c in letters) and any(c.isalpha() for c in letters):
+        return True  # 3D, R(2+1)D, 16x16, V2
+    return any(c.isupper() for c in letters[1:])  # TSM, CLIP, ViViT, TimeSformer
+
+
+def protect_capitals(encoded_title: str) -> str:
+    """Brace-protect acronyms and mixed-case words of an already encoded title."""
+    out = []
+    for word in encoded_title.split(" "):
+        m = re.match(r"^([(\[\"']*)(.*?)([)\]:;,.?!\"']*)$", word)
+        pre, core, post = m.groups() if m else ("", word, "")
+        if core and _needs_protection(core) and not (core.startswith("{") and core.endswith("}")):
+            core = "{" + core + "}"
+        out.append(pre + core + post)
+    return " ".join(out)
+
+
+def bib_name(name: str, biblatex: bool) -> str:
+    """``"Mario Lučić"`` -> ``"Lu\\v{c}i\\'c, Mario"`` (BibTeX) or ``"Lučić, Mario"`` (BibLaTeX)."""
+    parts = parse_single_name_into_parts(name.strip())
+    return encode(parts.merge_last_name_first, biblatex)
+
+
+def citation_key(p: Paper) -> str:
+    """The citation key of a paper: its pinned ``citation_key`` or its catalog key."""
+    return p.citation_key or p.key
+
+
+def entry_type(p: Paper, biblatex: bool = False) -> str:
+    """BibTeX entry type of a paper from its venue type (see module docstring)."""
+    vt = p.venue_type
+    if vt is None:
+        vt = "preprint" if p.arxiv_id and (p.venue in (None, "arXiv")) else ("conference" if p.venue else None)
+    if vt in ("conference", "workshop") and p.venue:
+        return "inproceedings"
+    if vt == "journal" and p.venue:
+        return "article"
+    if vt == "preprint" and p.arxiv_id:
+        return "online" if biblatex else "misc"
+    if vt == "techreport":
+        return "misc"
+    return "online" if biblatex and p.url and not p.arxiv_id else "misc"
+
+
+def paper_entry(p: Paper, biblatex: bool = False) -> Entry:
+    """One bibtexparser :class:`Entry` for a paper."""
+    etype = entry_type(p, biblatex)
+    fields: list[Field] = []
+
+    def add(key: str, value: str | int | None) -> None:
+        if value not in (None, ""):
+            fields.append(Field(key, str(value)))
+
+    add("author", " and ".join(bib_name(a, biblatex) for a in p.authors))
+    add("title", protect_capitals(encode(p.title, biblatex)))
+    if etype == "inproceedings":
+        add("booktitle", encode(BOOKTITLES.get(p.venue or "", p.venue or ""), biblatex))
+    elif etype == "article":
+        add("journal", encode(JOURNALS.get(p.venue or "", p.venue or ""), biblatex))
+        add("volume", p.volume)
+        add("number", p.number)
+    elif etype == "misc" and p.venue_type not in (None, "preprint") and p.venue and p.venue != "arXiv":
+        add("howpublished", encode(p.venue, biblatex))
+    if etype in ("inproceedings", "article"):
+        add("pages", p.pages.replace("-", "--").replace("----", "--") if p.pages else None)
+    year = p.year or (p.arxiv.published.year if p.arxiv and p.arxiv.published else None)
+    add("year", year)
+    month = p.month or (p.arxiv.published.month if etype in ("misc", "online") and p.arxiv and p.arxiv.published else None)
+    if month:
+        add("month", ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"][month - 1])
+    add("doi", p.doi)
+    if p.arxiv_id:
+        add("eprint", p.arxiv_id)
+        add("archivePrefix", "arXiv")
+        add("primaryClass", p.arxiv.primary_category if p.arxiv else None)
+    url = (p.url or (f"https://arxiv.org/abs/{p.arxiv_id}" if p.arxiv_id else None) or p.pdf
+           or (f"https://doi.org/{p.doi}" if p.doi else None))
+    add("url", url)
+    entry = Entry(etype, citation_key(p), fields)
+    return entry
+
+
+def _format() -> BibtexFormat:
+    fmt = BibtexFormat()
+    fmt.indent = "  "
+    fmt.block_separator = "\n"
+    return fmt
+
+
+def _month_macros(text: str) -> str:
+    # Months are BibTeX macros (jan, feb ...): bibtexparser encloses every value in braces,
+    # which would make them literal strings; write them bare as the styles expect.
+    return re.sub(r"(\n\s*month = )\{([a-z]{3})\}", r"\1\2", text)
+
+
+def library_for(papers: list[Paper], biblatex: bool = False) -> Library:
+    """A bibtexparser :class:`Library` with one entry per paper (in the given order)."""
+    lib = Library()
+    for p in papers:
+        lib.add(paper_entry(p, biblatex))
+    if lib.failed_blocks:
+        raise ValueError(f"bibtexparser rejected entries: {[b.error for b in lib.failed_blocks]}")
+    return lib
+
+
+def write(papers: list[Paper], biblatex: bool = False) -> str:
+    """BibTeX text of ``papers``, written by bibtexparser."""
+    if not papers:
+        return ""
+    text = bibtexparser.write_string(library_for(papers, biblatex), bibtex_format=_format())
+    return _month_macros(text).strip() + "\n"
+
+
+def select(cat: Catalog, stage: int | None = None, tags: list[str] | None = None,
+           keys: list[str] | None = None) -> list[Paper]:
+    """Papers matching every given selector, sorted by citation key.
+
+    Raises:
+        KeyError: naming keys or tags that are not in the catalog.
+    """
+    unknown = [k for k in keys or [] if k not in cat.papers] + [t for t in tags or [] if t not in cat.tags]
+    if unknown:
+        raise KeyError(f"not in the catalog: {', '.join(unknown)}")
+    out = []
+    for p in cat.papers.values():
+        if stage is not None and (cat.stage_item(p.key) or (None,))[0] != stage:
+            continue
+        if tags and not all(t in p.tags for t in tags):
+            continue
+        if keys and p.key not in keys:
+            continue
+        out.append(p)
+    return sorted(out, key=citation_key)
+
+
+def export_bibtex(cat: Catalog, stage: int | None = None, tags: list[str] | None = None,
+                  keys: list[str] | None = None, biblatex: bool = False) -> str:
+    """``papers-kb export --bibtex``: the selected papers as one BibTeX (or BibLaTeX) file."""
+    return write(select(cat, stage, tags, keys), biblatex)
+
+
+def entry_text(p: Paper) -> str:
+    """The BibTeX of one paper (for the "Cite" block of its page)."""
+    return write([p]).strip()
+
+
+def bib_downloads(cat: Catalog) -> list[Page]:
+    """Downloadable ``generated/bib/all.bib`` and ``stage-N.bib`` files for the site."""
+    pages = [Page(f"{GENERATED}/bib/all.bib", export_bibtex(cat))]
+    for n in sorted(cat.stages):
+        pages.append(Page(f"{GENERATED}/bib/stage-{n}.bib", export_bibtex(cat, stage=n)))
+    return pages

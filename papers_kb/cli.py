@@ -135,12 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("-o", "--output-dir", help="write <kind>.schema.json for every kind into this folder")
     sc.set_defaults(func=cmd_schema)
 
-    for extra in ("papers_kb.arxiv_client", "papers_kb.links"):
-        try:
-            mod = __import__(extra, fromlist=["add_cli"])
-        except ImportError:
-            continue
-        mod.add_cli(sub)
+    from papers_kb import arxiv_client
+
+    arxiv_client.add_cli(sub)
+    try:
+        from papers_kb import links
+    except ImportError:  # link checker not written yet
+        pass
+    else:
+        links.add_cli(sub)
     return p
 
 

@@ -43,9 +43,22 @@ def _check_key(value: str) -> str:
     return value
 
 
+def is_arxiv_id(value: str) -> bool:
+    """True for a versionless arXiv id: ``YYMM.NNNN`` (2007-2014), ``YYMM.NNNNN`` (from 2015),
+    or old style ``archive/YYMMNNN``."""
+    if ARXIV_OLD_RE.match(value):
+        return True
+    if not ARXIV_NEW_RE.match(value):
+        return False
+    yymm, number = value.split(".")
+    month = int(yymm[2:])
+    digits = 5 if int(yymm) >= 1501 else 4
+    return 1 <= month <= 12 and len(number) == digits and int(yymm) >= 704
+
+
 def _check_arxiv_id(value: str) -> str:
     """Validate an arXiv identifier as stored: no ``arXiv:`` prefix, no version suffix."""
-    if ARXIV_NEW_RE.match(value) or ARXIV_OLD_RE.match(value):
+    if is_arxiv_id(value):
         return value
     if re.match(r"^(\d{4}\.\d{4,5}|[a-z][a-z.-]*(\.[A-Z]{2})?/\d{7})v\d+$", value):
         raise ValueError(f"{value!r}: store the arXiv id without its version suffix")

@@ -39,6 +39,15 @@ def page_producers() -> dict:
     return {"charts": leaderboard_charts, "bib": bib_downloads}
 
 
+def cached_abstracts(root: Path) -> dict[str, str]:
+    """Abstracts kept in the local arXiv cache by ``papers-kb enrich``/``add`` (no network)."""
+    import os
+
+    from papers_kb.arxiv_client import load_cached_abstracts
+
+    return load_cached_abstracts(root / os.environ.get("PAPERS_KB_ARXIV_CACHE", ".cache/arxiv"))
+
+
 def render_site(root: Path | str = ".") -> BuildReport:
     """Validate ``data/`` and write the generated Markdown under ``site_src/generated/``.
 
@@ -49,7 +58,7 @@ def render_site(root: Path | str = ".") -> BuildReport:
     t0 = time.perf_counter()
     cat = load_catalog(root / "data", root=root)
     t1 = time.perf_counter()
-    pages = render_pages(cat, extra=page_producers())
+    pages = render_pages(cat, extra=page_producers(), abstracts=cached_abstracts(root))
     report = write_pages(pages, root / "site_src")
     t2 = time.perf_counter()
     return BuildReport(cat, report, len(pages), {"validate": t1 - t0, "render": t2 - t1})

@@ -144,8 +144,9 @@ def venue_str(p: Paper) -> str:
 class Views:
     """Builds the plain dictionaries the templates render, with relative links."""
 
-    def __init__(self, cat: Catalog):
+    def __init__(self, cat: Catalog, abstracts: dict[str, str] | None = None):
         self.cat = cat
+        self.abstracts = abstracts or {}
 
     # links relative to a page inside generated/<section>/
     @staticmethod
@@ -264,6 +265,7 @@ class Views:
             "sources": [self.source_label(s.doc, s.section) for s in p.sources],
             "confirmed": p.confirmed,
             "bibtex": entry_text(p),
+            "abstract": self.abstracts.get(p.arxiv_id or ""),
         }
 
 
@@ -281,15 +283,17 @@ def doc_anchor(doc: str) -> str:
 # --- pages ----------------------------------------------------------------------------------
 
 
-def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]] | None = None) -> list[Page]:
+def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]] | None = None,
+                 abstracts: dict[str, str] | None = None) -> list[Page]:
     """Render every generated page of the site, in a deterministic order.
 
     Args:
         cat: the validated catalog.
         extra: additional page producers by name (charts, BibTeX downloads) called with ``cat``.
+        abstracts: arXiv abstracts by arXiv id, read from the local arXiv cache (never committed).
     """
     env = environment()
-    v = Views(cat)
+    v = Views(cat, abstracts)
     pages: list[Page] = []
     g = GENERATED
     bib = "bib" in (extra or {})

@@ -88,6 +88,12 @@ def test_add_writes_entry_and_refuses_second_time(project: Path, arx, capsys):
     text = (project / "data/papers/arnab2021vivit.yaml").read_text()
     assert "abstract" not in text and "An abstract" not in text  # abstract stays in the cache
     assert elapsed < 5
+    # the cached abstract is shown on the paper page, not stored in data/
+    from papers_kb.build import render_site
+
+    render_site(project)
+    page = (project / "site_src/generated/papers/arnab2021vivit.md").read_text()
+    assert "## Abstract (from arXiv)" in page and "An abstract written for the tests." in page
     # again: refused with the existing entry's path, and no request needed
     n = len(arx.log)
     assert main(["--root", str(project), "add", "2103.15691"]) == 1

@@ -591,7 +591,11 @@ class LinkChecker:
         return self._host_sems[host]
 
     async def _send(self, client: Any, method: str, url: str) -> Any:
-        """One request under the host and global limits; the body is never read."""
+        """One request under the host and global limits.
+
+        A GET body is read only when it is announced as small (<= 64 KiB), so that the
+        connection can be reused; a larger one (a PDF) is dropped unread with its connection.
+        """
         host = (urlsplit(url).hostname or "").lower()
         rule = self.cfg.rule(host)
         delay = self.cfg.delay if rule.delay is None else rule.delay
@@ -600,7 +604,15 @@ class LinkChecker:
                 assert self._global is not None
                 async with self._global:
                     req = client.build_request(method, url)
+                    if method == "HEAD":  # no body: a plain send keeps the connection alive
+                        return await client.send(req)
                     resp = await client.send(req, stream=True)
+                    try:
+                        size = int(resp.headers.get("content-length", "-1"))
+                    except ValueError:
+                        size = -1
+                    if 0 <= size <= 65536:
+                        await resp.aread()
                     await resp.aclose()
                     return resp
             finally:

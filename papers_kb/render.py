@@ -230,7 +230,8 @@ class Views:
 
     def source_label(self, doc: str, section: str | None) -> dict[str, str]:
         d = self.cat.sources.get(doc)
-        return {"doc": doc, "title": d.title if d else doc, "section": section or "",
+        short = f"{d.kind.replace('-', ' ')} {doc[:3]}" if d else doc
+        return {"doc": doc, "title": d.title if d else doc, "short": short, "section": section or "",
                 "href": f"../sources.md#{doc_anchor(doc)}"}
 
     def paper_page(self, p: Paper) -> dict[str, Any]:

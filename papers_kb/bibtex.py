@@ -109,6 +109,10 @@ def citation_key(p: Paper) -> str:
 
 def entry_type(p: Paper, biblatex: bool = False) -> str:
     """BibTeX entry type of a paper from its venue type (see module docstring)."""
+    if not p.authors:
+        # authors not confirmed: @inproceedings/@article would be invalid without them, and
+        # guessing is worse; @misc is valid without an author.
+        return "misc"
     vt = p.venue_type
     if vt is None:
         vt = "preprint" if p.arxiv_id and (p.venue in (None, "arXiv")) else ("conference" if p.venue else None)
@@ -141,7 +145,9 @@ def paper_entry(p: Paper, biblatex: bool = False) -> Entry:
         add("volume", p.volume)
         add("number", p.number)
     elif etype == "misc" and p.venue_type not in (None, "preprint") and p.venue and p.venue != "arXiv":
-        add("howpublished", encode(p.venue, biblatex))
+        add("howpublished", encode(f"{p.venue} {p.year}" if p.year else p.venue, biblatex))
+    if not p.authors:
+        add("note", "Authors not confirmed")
     if etype in ("inproceedings", "article"):
         add("pages", p.pages.replace("-", "--").replace("----", "--") if p.pages else None)
     year = p.year or (p.arxiv.published.year if p.arxiv and p.arxiv.published else None)

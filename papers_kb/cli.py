@@ -105,7 +105,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="papers-kb", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="papers-kb", description="papers-kb: the video-understanding paper "
+                                "knowledge base (validate, build the site, add and enrich from arXiv, export, check links)")
     p.add_argument("--root", default=".", help="project folder holding data/, site_src/, mkdocs.yml (default: .)")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -135,15 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("-o", "--output-dir", help="write <kind>.schema.json for every kind into this folder")
     sc.set_defaults(func=cmd_schema)
 
-    from papers_kb import arxiv_client
+    from papers_kb import arxiv_client, links
 
     arxiv_client.add_cli(sub)
-    try:
-        from papers_kb import links
-    except ImportError:  # link checker not written yet
-        pass
-    else:
-        links.add_cli(sub)
+    links.add_cli(sub)
     return p
 
 

@@ -69,8 +69,9 @@ _URL_ATTRS = {
     ("embed", "src"), ("object", "data"), ("track", "src"), ("input", "src"),
 }
 _SRCSET = {("img", "srcset"), ("source", "srcset")}
-# rel values of <link> that are not links to check (hints and self-references).
-_SKIP_REL = {"canonical", "preconnect", "dns-prefetch", "alternate"}
+# rel values of <link> that are not links to check: connection hints, and the canonical
+# address of the page itself (the deployed site, which may not be online yet).
+_SKIP_REL = {"canonical", "preconnect", "dns-prefetch"}
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
@@ -108,7 +109,6 @@ class _PageParser(html.parser.HTMLParser):
         super().__init__(convert_charrefs=True)
         self.ids: set[str] = set()
         self.refs: list[_PageRef] = []
-        self.base: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         line = self.getpos()[0]
@@ -117,8 +117,6 @@ class _PageParser(html.parser.HTMLParser):
             self.ids.add(a["id"])
         if tag == "a" and "name" in a:
             self.ids.add(a["name"])
-        if tag == "base" and "href" in a:
-            self.base = a["href"]
         rel = a.get("rel", "").lower()
         for k, v in a.items():
             if (tag, k) in _URL_ATTRS:
@@ -151,7 +149,8 @@ def check_internal(site: Path | str, base_path: str = "/") -> tuple[list[Interna
     relative to the site root (after removing ``base_path``, the path part of the deployed
     ``site_url``), directory URLs to their ``index.html``; query strings are ignored and
     percent-encoding is decoded. Links with a scheme (``http:``, ``mailto:``, ``data:`` ...)
-    or ``//host`` are not looked at here.
+    or ``//host`` are not looked at here. A ``<base href>`` element is not supported (MkDocs
+    does not write one).
 
     Args:
         site: the built site folder (``site/``).
@@ -189,19 +188,17 @@ def check_internal(site: Path | str, base_path: str = "/") -> tuple[list[Interna
             if ref.tag == "link" and set(ref.rel.split()) & _SKIP_REL:
                 continue
             n_links += 1
-            reason = _resolve_internal(site, page_dir, rel_page, value, ref, base_path, info.base, get)
+            reason = _resolve_internal(site, page_dir, rel_page, value, ref, base_path, get)
             if reason:
                 problems.append(InternalProblem(rel_page, ref.line, value, reason))
     return sorted(problems), len(pages), n_links
 
 
 def _resolve_internal(site: Path, page_dir: str, rel_page: str, value: str, ref: _PageRef, base_path: str,
-                      base: str | None, get: Callable[[str], _PageParser]) -> str | None:
+                      get: Callable[[str], _PageParser]) -> str | None:
     """Reason why ``value`` (found on ``rel_page``) does not resolve, or None when it does."""
     parts = urlsplit(value)
     path, frag = unquote(parts.path), unquote(parts.fragment)
-    if base and not path.startswith("/") and not _is_external(base):
-        path = posixpath.join(unquote(urlsplit(base).path), path) if path else path
     if not path:
         target = rel_page
     else:
@@ -387,6 +384,14 @@ class LinkConfig:
         unknown = set(norm) - known
         if unknown:
             raise ValueError(f"unknown check-links setting(s): {', '.join(sorted(unknown))}")
+        for k, v in norm.items():
+            default = cls.__dataclass_fields__[k].default
+            if isinstance(default, (int, float)) and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+                raise ValueError(f"check-links setting {k.replace('_', '-')} must be a number >= 0, not {v!r}")
+            if type(default) is int and not isinstance(v, int):
+                raise ValueError(f"check-links setting {k.replace('_', '-')} must be a whole number, not {v!r}")
+        if not isinstance(norm.get("exclude", []), list):
+            raise ValueError("check-links setting exclude must be a list of regular expressions")
         hosts = {}
         for host, raw in hosts_raw.items():
             r = {k.replace("-", "_"): v for k, v in raw.items()}
@@ -572,17 +577,32 @@ class LinkChecker:
 
     Args:
         config: the settings.
-        transport: an httpx transport (tests), default a real network transport.
         progress: called with ``(done, total)`` after each URL.
+
+    Each host gets its own small :class:`httpx.AsyncClient` (connection pool of ``per_host``
+    connections): one shared pool for hundreds of connections spends its time scanning them.
     """
 
-    def __init__(self, config: LinkConfig, transport: Any = None,
-                 progress: Callable[[int, int], None] | None = None):
+    def __init__(self, config: LinkConfig, progress: Callable[[int, int], None] | None = None):
         self.cfg = config
-        self.transport = transport
         self.progress = progress
         self._host_sems: dict[str, asyncio.Semaphore] = {}
+        self._clients: dict[str, Any] = {}
+        self._ssl: Any = None
         self._global: asyncio.Semaphore | None = None
+
+    def _client(self, host: str) -> Any:
+        import httpx
+
+        if host not in self._clients:
+            if self._ssl is None:  # one TLS context for all clients: loading CA files is slow
+                self._ssl = httpx.create_ssl_context()
+            n = max(1, int(self.cfg.rule(host).per_host or self.cfg.per_host))
+            self._clients[host] = httpx.AsyncClient(
+                verify=self._ssl, timeout=httpx.Timeout(self.cfg.timeout), follow_redirects=False,
+                limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+                headers={"User-Agent": self.cfg.user_agent or default_user_agent()})
+        return self._clients[host]
 
     def _host_sem(self, host: str) -> asyncio.Semaphore:
         if host not in self._host_sems:
@@ -590,7 +610,7 @@ class LinkChecker:
             self._host_sems[host] = asyncio.Semaphore(max(1, int(n)))
         return self._host_sems[host]
 
-    async def _send(self, client: Any, method: str, url: str) -> Any:
+    async def _send(self, method: str, url: str) -> Any:
         """One request under the host and global limits.
 
         A GET body is read only when it is announced as small (<= 64 KiB), so that the
@@ -603,6 +623,7 @@ class LinkChecker:
             try:
                 assert self._global is not None
                 async with self._global:
+                    client = self._client(host)
                     req = client.build_request(method, url)
                     if method == "HEAD":  # no body: a plain send keeps the connection alive
                         return await client.send(req)
@@ -619,7 +640,7 @@ class LinkChecker:
                 if delay > 0:
                     await asyncio.sleep(delay)
 
-    async def _fetch_once(self, client: Any, url: str, counter: list[int]) -> tuple[str, int | None, str | None, str]:
+    async def _fetch_once(self, url: str, counter: list[int]) -> tuple[str, int | None, str | None, str]:
         """Follow one URL's redirect chain once. Returns ``(status, code, final_url, message)``.
 
         Raises:
@@ -630,13 +651,15 @@ class LinkChecker:
         seen = {url}
         current, moved = url, False
         for _ in range(self.cfg.max_redirects + 1):
+            if urlsplit(current).scheme.lower() not in ("http", "https"):
+                return "broken", None, current, f"redirected to a non-HTTP URL {current}"
             rule = self.cfg.rule(urlsplit(current).hostname or "")
             methods = ["GET"] if rule.method == "GET" else ["HEAD", "GET"]
             resp = None
             for method in methods:
                 counter[0] += 1
                 try:
-                    resp = await self._send(client, method, current)
+                    resp = await self._send(method, current)
                 except httpx.TimeoutException:
                     raise _Retry("timeout", None, f"no answer within {self.cfg.timeout:g} s")
                 except httpx.RemoteProtocolError as exc:
@@ -670,7 +693,7 @@ class LinkChecker:
             return "broken", code, current if current != url else None, f"HTTP {code} {resp.reason_phrase}".rstrip()
         return "broken", None, current, f"more than {self.cfg.max_redirects} redirects"
 
-    async def check_one(self, client: Any, url: str) -> LinkResult:
+    async def check_one(self, url: str) -> LinkResult:
         """Check one URL with retries; never raises for network problems."""
         counter = [0]
         canon = arxiv_canonical(url)
@@ -680,9 +703,11 @@ class LinkChecker:
         if self.cfg.excluded(url) or self.cfg.rule(host).skip:
             return LinkResult(url, "excluded", message="excluded by configuration", checked_at=time.time())
         last: _Retry | None = None
+        attempts = 0
         for attempt in range(self.cfg.retries + 1):
+            attempts += 1
             try:
-                status, code, final, msg = await self._fetch_once(client, url, counter)
+                status, code, final, msg = await self._fetch_once(url, counter)
                 return LinkResult(url, status, code, final, msg, time.time(), counter[0])
             except _Retry as r:
                 last = r
@@ -698,14 +723,12 @@ class LinkChecker:
         msg = last.message
         if last.status == "rate-limited" and last.wait is not None:
             msg += f" (Retry-After {last.wait:g} s)"
-        if self.cfg.retries:
-            msg += f" after {self.cfg.retries + 1} attempts"
+        if attempts > 1:
+            msg += f" after {attempts} attempts"
         return LinkResult(url, last.status, last.code, None, msg, time.time(), counter[0])
 
     async def check_urls(self, urls: Iterable[str], cache: LinkCache | None = None) -> dict[str, LinkResult]:
         """Check distinct URLs concurrently; OK results fresh in ``cache`` are not requested."""
-        import httpx
-
         urls = list(dict.fromkeys(urls))
         self._global = asyncio.Semaphore(max(1, self.cfg.concurrency))
         self._host_sems = {}
@@ -720,31 +743,29 @@ class LinkChecker:
                 todo.append(u)
         done = [len(results)]
         total = len(urls)
-        limits = httpx.Limits(max_connections=max(1, self.cfg.concurrency),
-                              max_keepalive_connections=max(1, self.cfg.concurrency))
-        kwargs: dict[str, Any] = dict(timeout=httpx.Timeout(self.cfg.timeout), follow_redirects=False, limits=limits,
-                                      headers={"User-Agent": self.cfg.user_agent or default_user_agent()})
-        if self.transport is not None:
-            kwargs["transport"] = self.transport
-        async with httpx.AsyncClient(**kwargs) as client:
 
-            async def one(u: str) -> None:
-                results[u] = await self.check_one(client, u)
-                done[0] += 1
-                if self.progress:
-                    self.progress(done[0], total)
+        async def one(u: str) -> None:
+            results[u] = await self.check_one(u)
+            done[0] += 1
+            if self.progress:
+                self.progress(done[0], total)
 
+        try:
             await asyncio.gather(*(one(u) for u in todo))
+        finally:
+            clients, self._clients = list(self._clients.values()), {}
+            for c in clients:
+                await c.aclose()
         return {u: results[u] for u in urls}
 
 
 def check_external(urls: dict[str, list[Origin]], config: LinkConfig, cache: LinkCache | None = None,
-                   progress: Callable[[int, int], None] | None = None, transport: Any = None) -> list[LinkResult]:
+                   progress: Callable[[int, int], None] | None = None) -> list[LinkResult]:
     """Check every URL of ``urls`` (URL -> origins); results carry their origins.
 
     The cache, when given, is updated and saved.
     """
-    checker = LinkChecker(config, transport=transport, progress=progress)
+    checker = LinkChecker(config, progress=progress)
     res = asyncio.run(checker.check_urls(list(urls), cache))
     out = []
     for u, r in res.items():

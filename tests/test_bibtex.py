@@ -28,7 +28,9 @@ def independent_read(text: str) -> int:
     style = find_plugin("pybtex.style.formatting", "plain")()
     formatted = list(style.format_bibliography(data).entries)
     for key, entry in data.entries.items():
-        assert entry.persons.get("author"), f"{key}: empty author"
+        if not entry.persons.get("author"):
+            # only papers whose authors could not be confirmed, exported as @misc with a note
+            assert entry.type == "misc" and entry.fields.get("note") == "Authors not confirmed", f"{key}: empty author"
         for fld in ("title", "year"):
             assert entry.fields.get(fld, "").strip(), f"{key}: empty {fld}"
         need = REQUIRED.get(entry.type)
@@ -57,6 +59,8 @@ def test_real_catalog_round_trip_and_independent_reader(real_catalog) -> None:
         assert {f.key: f.value for f in e.fields} == {f.key: f.value.strip("{}") if f.key == "month" else f.value
                                                        for f in expected.fields}
     assert independent_read(text) == len(real_catalog.papers)
+    unauthored = [p.key for p in real_catalog.papers.values() if not p.authors]
+    assert len(unauthored) <= 5, unauthored  # the few the sources could not confirm
     assert independent_read(export_bibtex(real_catalog, biblatex=True).replace("@online", "@misc")) == len(keys)
 
 

@@ -204,7 +204,7 @@ class Catalog:
 # --- YAML with line numbers --------------------------------------------------------------
 
 
-def _yaml() -> YAML:
+def yaml_loader() -> YAML:
     y = YAML(typ="rt")
     y.allow_duplicate_keys = False
     return y
@@ -229,7 +229,7 @@ def _plain(node: Any) -> Any:
     return node
 
 
-def _line_of(node: Any, loc: tuple) -> int:
+def line_of(node: Any, loc: tuple) -> int:
     """1-based line of the deepest node on pydantic's error ``loc`` path."""
     line = node.lc.line + 1 if hasattr(node, "lc") else 0
     cur = node
@@ -292,7 +292,7 @@ class _Loader:
 
     def read_yaml(self, path: Path) -> Any:
         try:
-            return _yaml().load(path.read_text(encoding="utf-8"))
+            return yaml_loader().load(path.read_text(encoding="utf-8"))
         except MarkedYAMLError as exc:
             # Report where the broken construct started (an unclosed bracket's line) when known.
             mark = exc.context_mark or exc.problem_mark
@@ -332,7 +332,7 @@ class _Loader:
                 self.invalid_keys.add(str(node["key"]))
             for err in exc.errors():
                 loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-                self.problem(path, _line_of(node, loc), _field_path(loc), _error_message(err))
+                self.problem(path, line_of(node, loc), _field_path(loc), _error_message(err))
         return None
 
 
@@ -479,7 +479,7 @@ def _cross_check(cat: Catalog, ld: _Loader, nodes: dict, result_nodes: list) -> 
     datasets = _Known(cat.datasets, ld.invalid_keys)
     def at(kind: str, key: str, fld: str, message: str, loc: tuple = ()) -> None:
         path, node = nodes[(kind, key)]
-        line = _line_of(node, loc) if loc else _key_line(node, fld.split(".")[0].split("[")[0])
+        line = line_of(node, loc) if loc else _key_line(node, fld.split(".")[0].split("[")[0])
         ld.problem(path, line, fld, message)
 
     def warn(kind: str, key: str, fld: str, message: str) -> None:
@@ -549,11 +549,11 @@ def _cross_check(cat: Catalog, ld: _Loader, nodes: dict, result_nodes: list) -> 
     seen_results: dict[tuple, tuple[Path, int]] = {}
     for path, node, r in result_nodes:
         if r.paper not in papers:
-            ld.problem(path, _line_of(node, ("paper",)), "paper", f"unknown paper {r.paper!r}")
+            ld.problem(path, line_of(node, ("paper",)), "paper", f"unknown paper {r.paper!r}")
         if r.dataset is not None and r.dataset not in datasets:
-            ld.problem(path, _line_of(node, ("dataset",)), "dataset", f"unknown dataset {r.dataset!r}")
+            ld.problem(path, line_of(node, ("dataset",)), "dataset", f"unknown dataset {r.dataset!r}")
         if r.source.doc not in cat.sources:
-            ld.problem(path, _line_of(node, ("source", "doc")), "source.doc", f"unknown source document {r.source.doc!r}")
+            ld.problem(path, line_of(node, ("source", "doc")), "source.doc", f"unknown source document {r.source.doc!r}")
         ident = (r.paper, r.method, r.dataset, r.metric, r.setting, r.source.doc, r.source.section)
         if ident in seen_results:
             p0, l0 = seen_results[ident]
@@ -573,16 +573,16 @@ def _cross_check(cat: Catalog, ld: _Loader, nodes: dict, result_nodes: list) -> 
         check_sources("stages", str(n), stage.sources)
         for i, item in enumerate(stage.items):
             if item.paper is not None and item.paper not in papers:
-                ld.problem(path, _line_of(node, ("items", i, "paper")), f"items[{i}].paper", f"unknown paper {item.paper!r}")
+                ld.problem(path, line_of(node, ("items", i, "paper")), f"items[{i}].paper", f"unknown paper {item.paper!r}")
             if item.dataset is not None and item.dataset not in datasets:
-                ld.problem(path, _line_of(node, ("items", i, "dataset")), f"items[{i}].dataset",
+                ld.problem(path, line_of(node, ("items", i, "dataset")), f"items[{i}].dataset",
                            f"unknown dataset {item.dataset!r}")
             for j, pre in enumerate(item.prerequisites):
                 if pre not in papers and pre not in datasets:
-                    ld.problem(path, _line_of(node, ("items", i, "prerequisites", j)), f"items[{i}].prerequisites[{j}]",
+                    ld.problem(path, line_of(node, ("items", i, "prerequisites", j)), f"items[{i}].prerequisites[{j}]",
                                f"unknown prerequisite {pre!r}")
             if item.ref in on_path:
-                ld.problem(path, _line_of(node, ("items", i)), f"items[{i}]",
+                ld.problem(path, line_of(node, ("items", i)), f"items[{i}]",
                            f"{item.ref!r} is already on the path in stage {on_path[item.ref]}")
             on_path[item.ref] = n
     for key, p in cat.papers.items():

@@ -1,0 +1,236 @@
+"""Tests of videozoo.verify on small throw-away models registered here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from videozoo import registry
+from videozoo.registry import Reported, register_check, register_model
+from videozoo import verify
+
+pytest.importorskip("pydantic")
+from papers_kb.schema import ReproductionRecord  # noqa: E402
+
+
+@dataclass
+class _Conv3dConfig:
+    num_classes: int = 10
+    width: int = 8
+    frames: int = 4
+    size: int = 16
+    make_nan: bool = False
+
+    @classmethod
+    def paper(cls) -> "_Conv3dConfig":
+        return cls(num_classes=10, width=12, frames=6, size=20)
+
+    @classmethod
+    def tiny(cls) -> "_Conv3dConfig":
+        return cls(num_classes=8, width=4, frames=4, size=16)
+
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return (3, self.frames, self.size, self.size)
+
+
+class _Conv3dNet(nn.Module):
+    """conv3d 3x3x3 -> BN -> ReLU -> global average pool -> linear; ``x: (B, 3, T, H, W)``."""
+
+    def __init__(self, cfg: _Conv3dConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.conv = nn.Conv3d(3, cfg.width, 3, padding=1)
+        self.bn = nn.BatchNorm3d(cfg.width)
+        self.fc = nn.Linear(cfg.width, cfg.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3, 4))
+        out = self.fc(x)
+        if self.cfg.make_nan:
+            out = out * float("nan")
+        return out
+
+
+def _expected_params(cfg: _Conv3dConfig) -> int:
+    w, k = cfg.width, cfg.num_classes
+    return (3 * 27 * w + w) + 2 * w + (w * k + k)
+
+
+def _expected_flops(cfg: _Conv3dConfig) -> int:
+    # 2 FLOPs per multiply-add: conv (every output voxel sums 3*27 products) + linear
+    w, k, t, s = cfg.width, cfg.num_classes, cfg.frames, cfg.size
+    return 2 * (w * t * s * s * 3 * 27 + w * k)
+
+
+def _register(key: str, alias: str, reported=(), temporal=True, nan=False) -> None:
+    if key in registry._REGISTRY:
+        return
+    cfg_cls = _Conv3dConfig
+    if nan:
+        @dataclass
+        class _NaNConfig(_Conv3dConfig):
+            make_nan: bool = True
+
+            @classmethod
+            def paper(cls):
+                return cls(num_classes=10, width=12, frames=6, size=20)
+
+            @classmethod
+            def tiny(cls):
+                return cls(num_classes=8, width=4, frames=4, size=16)
+
+        cfg_cls = _NaNConfig
+    register_model(key, alias=alias, stage=1, config=cfg_cls, reported=reported, temporal=temporal)(_Conv3dNet)
+
+
+_register("zztest_conv3d", "zz-conv3d",
+          reported=(Reported("params_m", _expected_params(_Conv3dConfig.paper()) / 1e6, "test: exact count"),
+                    Reported("gflops", 0.01, "test: made-up GFLOPs figure")))
+_register("zztest_offsize", "zz-offsize", reported=(Reported("params_m", 1.0, "test: far too large"),))
+_register("zztest_nan", "zz-nan", nan=True)
+_register("zztest_checked", "zz-checked", temporal=False)
+if "reference" not in registry._REGISTRY["zztest_checked"].checks:
+    register_check("zztest_checked", "reference")(lambda: {"passed": True, "summary": "ok", "max_abs_diff": 0.0,
+                                                           "tolerance": 1e-6, "reference": "itself"})
+    register_check("zztest_checked", "inflation")(lambda: 1 / 0)
+
+
+def _load(path) -> dict:
+    data = json.loads(path.read_text())
+    ReproductionRecord.model_validate(data)
+    return data
+
+
+def _checks(record: dict) -> dict:
+    return {c["name"]: c for c in record["checks"]}
+
+
+def test_builds_and_runs_write_a_valid_record(tmp_path):
+    assert verify.main(["zz-conv3d", "--checks", "builds,runs,gpu", "--out", str(tmp_path), "--quiet"]) == 0
+    record = _load(tmp_path / "zz-conv3d.json")
+    assert record["paper"] == "zztest_conv3d" and record["model"] == "zz-conv3d"
+    assert record["command"] == f"python -m videozoo.verify zz-conv3d --checks builds,runs,gpu --out {tmp_path}"
+    assert record["source_file"].endswith(".py")
+    checks = _checks(record)
+    builds, runs = checks["builds"], checks["runs"]
+    paper = _Conv3dConfig.paper()
+    assert builds["status"] == "passed"
+    assert builds["measured"]["params"] == _expected_params(paper)
+    assert builds["measured"]["flops"] == _expected_flops(paper)
+    assert builds["measured"]["input_shape"] == [[1, 3, 6, 20, 20]]
+    assert builds["expected"]["params_m"][0]["gap_pct"] == pytest.approx(0.0, abs=0.01)
+    assert "GFLOPs" in builds["summary"] and "2 x MACs" in builds["summary"]
+    assert runs["status"] == "passed"
+    assert runs["measured"]["output_shape"] == [2, 8]
+    assert runs["measured"]["params"] == _expected_params(_Conv3dConfig.tiny())
+    assert runs["measured"]["deterministic"] is True
+    if not torch.cuda.is_available():
+        assert checks["gpu"]["status"] == "not-run" and checks["gpu"]["reason"] == "no CUDA device"
+
+
+def test_rerun_changes_only_timing_fields(tmp_path):
+    def strip(rec: dict) -> dict:
+        rec = dict(rec)
+        rec.pop("generated"), rec.pop("environment")
+        for c in rec["checks"]:
+            c.pop("seconds", None)
+            c["measured"].pop("forward_backward_s", None)
+        return rec
+
+    verify.main(["zz-conv3d", "--checks", "builds,runs", "--out", str(tmp_path), "--quiet"])
+    first = (tmp_path / "zz-conv3d.json").read_text()
+    verify.main(["zz-conv3d", "--checks", "builds,runs", "--out", str(tmp_path), "--quiet"])
+    second = (tmp_path / "zz-conv3d.json").read_text()
+    assert strip(json.loads(first)) == strip(json.loads(second))
+    assert list(tmp_path.iterdir()) == [tmp_path / "zz-conv3d.json"]  # no temp file left behind
+
+
+def test_param_gap_is_recorded_not_hidden(tmp_path):
+    """A model far from its reported size still builds; the gap is measured and flagged."""
+    assert verify.main(["zz-offsize", "--checks", "builds", "--out", str(tmp_path), "--quiet"]) == 0
+    builds = _checks(_load(tmp_path / "zz-offsize.json"))["builds"]
+    assert builds["status"] == "passed"
+    assert builds["measured"]["params_match_reported"] is False
+    assert "differs by more than 10%" in builds["summary"]
+    params_m = _expected_params(_Conv3dConfig.paper()) / 1e6
+    assert builds["expected"]["params_m"][0]["gap_pct"] == pytest.approx((params_m - 1.0) * 100, rel=1e-3)
+
+
+def test_nan_model_fails_runs(tmp_path):
+    assert verify.main(["zz-nan", "--checks", "runs", "--out", str(tmp_path), "--quiet"]) == 1
+    runs = _checks(_load(tmp_path / "zz-nan.json"))["runs"]
+    assert runs["status"] == "failed"
+    assert runs["measured"]["output_finite"] is False
+    assert "non-finite" in runs["summary"]
+
+
+def test_extra_checks_and_errors_are_recorded(tmp_path):
+    record = verify.verify_model("zz-checked", ["reference", "inflation"], out=tmp_path)
+    checks = _checks(record)
+    assert checks["reference"]["status"] == "passed"
+    assert checks["reference"]["measured"] == {"max_abs_diff": 0.0, "tolerance": 1e-6, "reference": "itself"}
+    assert checks["inflation"]["status"] == "failed"
+    assert "ZeroDivisionError" in checks["inflation"]["summary"]
+    # a model without extra checks records them as not run
+    none = _checks(verify.verify_model("zz-conv3d", ["reference"], out=None))["reference"]
+    assert none["status"] == "not-run" and none["reason"]
+
+
+def test_checks_merge_with_an_existing_record(tmp_path):
+    verify.verify_model("zz-checked", ["builds"], out=tmp_path)
+    record = verify.verify_model("zz-checked", ["reference"], out=tmp_path)
+    assert [c["name"] for c in record["checks"]] == ["builds", "reference"]
+    assert "--checks builds,reference" in record["command"]
+
+
+def test_compare_mode_detects_changes(tmp_path):
+    verify.main(["zz-conv3d", "--checks", "builds,runs", "--out", str(tmp_path), "--quiet"])
+    assert verify.main(["zz-conv3d", "--compare", str(tmp_path), "--fast", "--quiet"]) == 0
+    path = tmp_path / "zz-conv3d.json"
+    data = json.loads(path.read_text())
+    for c in data["checks"]:
+        if c["name"] == "builds":
+            c["measured"]["params"] += 1
+    path.write_text(json.dumps(data))
+    diffs = verify.compare(["zztest_conv3d"], tmp_path, log=lambda s: None)
+    assert len(diffs) == 1 and "params" in diffs[0]
+    assert verify.main(["zz-conv3d", "--compare", str(tmp_path), "--fast", "--quiet"]) == 1
+    assert verify.compare(["zztest_nan"], tmp_path, log=lambda s: None) == [
+        f"zz-nan: no committed record {tmp_path / 'zz-nan.json'}"]
+
+
+def test_motion_training_loop_mechanics():
+    spec = registry.get_spec("zz-checked")
+    cfg = registry.make_config("zz-checked", "tiny", num_classes=8)
+    m = verify.train_motion(spec, cfg, n_train=64, n_test=40, max_steps=6, batch_size=16)
+    assert m["steps"] == 6 and m["clip_shape"] == [3, 4, 16, 16]
+    assert 0.0 <= m["heldout_top1_pct"] <= 100.0
+    # the held-out accuracy is a multiple of 1/40
+    assert (m["heldout_top1_pct"] * 40 / 100) == pytest.approx(round(m["heldout_top1_pct"] * 40 / 100))
+
+
+def test_clip_shape_conventions():
+    spec = registry.get_spec("zz-conv3d")
+
+    class Seg:
+        def input_shape(self):
+            return (8, 3, 32, 32)
+
+    class Img:
+        num_frames = 5
+
+        def input_shape(self):
+            return (3, 32, 32)
+
+    class Flow:
+        def input_shape(self):
+            return (14, 32, 32)
+
+    assert verify.clip_shape(_Conv3dConfig(), spec) == (3, 4, 16, 16)
+    assert verify.clip_shape(Seg(), spec) == (3, 8, 32, 32)
+    assert verify.clip_shape(Img(), spec) == (3, 5, 32, 32)
+    assert verify.clip_shape(Flow(), spec) == (3, 8, 32, 32)

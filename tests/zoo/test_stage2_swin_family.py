@@ -1,0 +1,339 @@
+"""Tests of the Stage 2 hierarchical / hybrid video transformers: Swin, Video Swin, MTV, UniFormer, UniFormerV2.
+
+Every comparison is against an independent computation: timm / torchvision implementations with the
+same weights, explicit loops and einsums, or ``torch.nn.MultiheadAttention``.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+import videozoo
+from videozoo.models import mtv as mtv_mod
+from videozoo.models import swin as swin_mod
+from videozoo.models import uniformer as uf_mod
+from videozoo.models import uniformerv2 as uf2_mod
+from videozoo.models import video_swin as vswin_mod
+
+ALIASES = ["swin", "video_swin", "mtv", "uniformer", "uniformerv2"]
+
+
+# ----------------------------------------------------------------------------- all five: registry and tiny runs
+
+
+@pytest.mark.parametrize("alias", ALIASES)
+def test_tiny_forward_backward(alias):
+    torch.manual_seed(0)
+    spec = videozoo.get_spec(alias)
+    cfg = videozoo.make_config(alias, "tiny")
+    model = videozoo.create(alias, "tiny")
+    n_params = sum(p.numel() for p in model.parameters())
+    assert 1_000 <= n_params <= 1_000_000
+    clip = torch.rand(2, 3, 8, 32, 32)
+    inp = spec.clip_to_input(cfg, clip) if spec.clip_to_input else clip
+    assert tuple(inp.shape[1:]) == tuple(cfg.input_shape())
+    out = model(inp)
+    assert out.shape == (2, cfg.num_classes)
+    out.logsumexp(1).sum().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_registry_keys_and_temporal_flags():
+    assert videozoo.get_spec("swin").key == "liu2021swin" and videozoo.get_spec("swin").temporal is False
+    assert videozoo.get_spec("video_swin").key == "liu2022video"
+    assert videozoo.get_spec("mtv").key == "yan2022multiview"
+    assert videozoo.get_spec("uniformer").key == "li2022uniformer"
+    assert videozoo.get_spec("uniformerv2").key == "li2023uniformerv2"
+    for alias in ["video_swin", "mtv", "uniformer", "uniformerv2"]:
+        assert videozoo.get_spec(alias).temporal is True
+
+
+# ----------------------------------------------------------------------------- Swin
+
+
+def test_swin_middle_frame_is_the_middle_frame():
+    cfg = swin_mod.SwinConfig.tiny()
+    clip = torch.rand(2, 3, 8, 32, 32)
+    assert torch.equal(swin_mod.middle_frame(cfg, clip), clip[:, :, 4])
+
+
+@pytest.mark.parametrize("size,window,shift", [((8, 8), (4, 4), (2, 2)), ((4, 8, 8), (2, 4, 4), (1, 2, 2)),
+                                               ((4, 8, 8), (4, 4, 4), (0, 2, 2))])
+def test_shifted_window_mask_brute_force(size, window, shift):
+    """Two tokens of a shifted window may attend to each other iff, on every axis, both or neither wrapped around."""
+    mask = swin_mod.shifted_window_mask(size, window, shift)
+    d = len(size)
+    # enumerate windows in the same (row-major) order and tokens inside each window in row-major order
+    win_starts = list(itertools.product(*[range(0, s, m) for s, m in zip(size, window)]))
+    offsets = list(itertools.product(*[range(m) for m in window]))
+    assert mask.shape == (len(win_starts), len(offsets), len(offsets))
+    for w_idx, start in enumerate(win_starts):
+        for i, oi in enumerate(offsets):
+            for j, oj in enumerate(offsets):
+                pi = [start[a] + oi[a] for a in range(d)]
+                pj = [start[a] + oj[a] for a in range(d)]
+                same = all(((pi[a] + shift[a]) >= size[a]) == ((pj[a] + shift[a]) >= size[a]) for a in range(d))
+                assert (mask[w_idx, i, j] == 0) == same
+
+
+def test_relative_position_index_brute_force():
+    window = (2, 3, 3)
+    idx = swin_mod.relative_position_index(window)
+    coords = list(itertools.product(*[range(m) for m in window]))
+    table = {}
+    for i, ci in enumerate(coords):
+        for j, cj in enumerate(coords):
+            rel = tuple(a - b for a, b in zip(ci, cj))
+            # same relative offset <=> same table row
+            table.setdefault(rel, set()).add(int(idx[i, j]))
+    assert all(len(v) == 1 for v in table.values())
+    assert len({next(iter(v)) for v in table.values()}) == len(table) == (3 * 5 * 5)
+    assert int(idx.max()) == 3 * 5 * 5 - 1
+
+
+def test_swin_matches_timm_tiny_config():
+    timm_swin = pytest.importorskip("timm.models.swin_transformer")
+    torch.manual_seed(1)
+    cfg = swin_mod.SwinConfig.tiny()
+    ref = timm_swin.SwinTransformer(img_size=cfg.img_size, patch_size=cfg.patch_size, embed_dim=cfg.embed_dim,
+                                    depths=cfg.depths, num_heads=cfg.num_heads, window_size=cfg.window_size,
+                                    num_classes=cfg.num_classes).eval()
+    with torch.no_grad():
+        for name, p in ref.named_parameters():
+            if "relative_position_bias_table" in name:
+                p.normal_(0, 1.0)
+    ours = swin_mod.SwinTransformer(cfg).eval()
+    ours.load_state_dict(swin_mod.load_state_dict_from("timm", ref.state_dict()))
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert (ours(x) - ref(x)).abs().max().item() <= 1e-5
+        # sensitivity: dropping the shifted-window mask must change the result
+        for blk in ours.layers[0].blocks:
+            blk.attn_mask = None
+        assert (ours.forward_features(x) - ref.forward_features(x)).abs().max().item() > 1e-3
+
+
+def test_swin_registered_reference_check():
+    res = videozoo.get_spec("swin").checks["reference"]()
+    assert res["passed"], res["summary"]
+    assert res["max_abs_diff"] <= res["tolerance"] == 1e-5
+
+
+def test_swin_unknown_library():
+    with pytest.raises(ValueError):
+        swin_mod.load_state_dict_from("mmcv", {})
+
+
+# ----------------------------------------------------------------------------- Video Swin
+
+
+def test_video_swin_matches_torchvision_tiny_config():
+    from torchvision.models.video.swin_transformer import SwinTransformer3d
+
+    torch.manual_seed(2)
+    cfg = vswin_mod.VideoSwinConfig.tiny()
+    ref = SwinTransformer3d(patch_size=list(cfg.patch_size), embed_dim=cfg.embed_dim, depths=list(cfg.depths),
+                            num_heads=list(cfg.num_heads), window_size=list(cfg.window_size),
+                            stochastic_depth_prob=0.0, num_classes=cfg.num_classes).eval()
+    with torch.no_grad():
+        for name, p in ref.named_parameters():
+            if "relative_position_bias_table" in name:
+                p.normal_(0, 1.0)
+    ours = vswin_mod.VideoSwinTransformer(cfg).eval()
+    ours.load_state_dict(vswin_mod.load_state_dict_from("torchvision", ref.state_dict()))
+    x = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        assert (ours(x) - ref(x)).abs().max().item() <= 1e-5
+
+
+def test_video_swin_registered_reference_check():
+    res = videozoo.get_spec("video_swin").checks["reference"]()
+    assert res["passed"], res["summary"]
+
+
+def test_video_swin_merging_is_spatial_only_and_sees_time_order():
+    torch.manual_seed(3)
+    model = vswin_mod.VideoSwinTransformer(vswin_mod.VideoSwinConfig.tiny()).eval()
+    x = torch.rand(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        assert feats.shape == (2, 4, 4, 4, 32)  # T/2 by the tubelet, then kept; H, W halved once more
+        assert (model(x) - model(x.flip(2))).abs().max() > 1e-6
+
+
+def test_video_swin_paper_config_shapes():
+    cfg = vswin_mod.VideoSwinConfig.paper()
+    assert cfg.patch_size == (2, 4, 4) and cfg.window_size == (8, 7, 7) and cfg.input_shape() == (3, 32, 224, 224)
+
+
+# ----------------------------------------------------------------------------- UniFormer
+
+
+def test_uniformer_local_mhra_equals_explicit_neighbourhood_sum():
+    assert uf_mod.check_local_mhra(seed=4) <= 1e-5
+
+
+def test_explicit_local_aggregation_is_sensitive_to_kernel_orientation():
+    torch.manual_seed(5)
+    x = torch.randn(1, 3, 4, 5, 5)
+    conv = nn.Conv3d(3, 3, 3, padding=1, groups=3)
+    ok = uf_mod.explicit_local_aggregation(x, conv.weight, conv.bias)
+    flipped = uf_mod.explicit_local_aggregation(x, conv.weight.flip(-1), conv.bias)
+    with torch.no_grad():
+        assert (conv(x) - ok).abs().max() <= 1e-5
+        assert (conv(x) - flipped).abs().max() > 1e-3
+
+
+def test_uniformer_global_mhra_equals_multihead_attention():
+    assert uf_mod.check_global_mhra(seed=6) <= 1e-5
+
+
+def test_uniformer_dpe_is_residual_depthwise_conv():
+    torch.manual_seed(7)
+    cfg = uf_mod.UniFormerConfig.tiny()
+    blk = uf_mod.LocalBlock(16, cfg).eval()
+    x = torch.randn(2, 16, 4, 6, 6)
+    with torch.no_grad():
+        after_dpe = x + uf_mod.explicit_local_aggregation(x, blk.dpe.conv.weight, blk.dpe.conv.bias)
+        y = after_dpe + blk.mhra(blk.norm1(after_dpe))
+        expected = y + blk.ffn(blk.norm2(y))
+        assert blk(x).shape == x.shape
+        assert (blk(x) - expected).abs().max() <= 1e-5
+
+
+def test_uniformer_stage_types_and_shapes():
+    model = uf_mod.UniFormer(uf_mod.UniFormerConfig.tiny()).eval()
+    assert all(isinstance(b, uf_mod.LocalBlock) for s in model.stages[:2] for b in s)
+    assert all(isinstance(b, uf_mod.GlobalBlock) for s in model.stages[2:] for b in s)
+    with torch.no_grad():
+        assert model.forward_features(torch.rand(2, 3, 8, 32, 32)).shape == (2, 64, 4, 1, 1)
+
+
+def test_uniformer_paper_config_matches_survey_params():
+    with torch.device("meta"):
+        model = uf_mod.UniFormer(uf_mod.UniFormerConfig.paper())
+    params_m = sum(p.numel() for p in model.parameters()) / 1e6
+    assert abs(params_m - 49.8) / 49.8 < 0.01
+
+
+# ----------------------------------------------------------------------------- UniFormerV2
+
+
+def test_uniformerv2_inflation_check():
+    res = videozoo.get_spec("uniformerv2").checks["inflation"]()
+    assert res["passed"], res
+    assert res["unloaded_vit_keys"] == []
+
+
+def test_uniformerv2_inflation_breaks_when_lmhra_is_not_zero():
+    timm_vit = pytest.importorskip("timm.models.vision_transformer")
+    torch.manual_seed(8)
+    cfg = uf2_mod.UniFormerV2Config(num_classes=5, num_frames=4, img_size=16, patch_size=8, embed_dim=24, depth=2,
+                                    num_heads=2, num_global=1)
+    vit = timm_vit.VisionTransformer(img_size=16, patch_size=8, embed_dim=24, depth=2, num_heads=2).eval()
+    model = uf2_mod.UniFormerV2(cfg).eval()
+    model.load_state_dict(uf2_mod.load_state_dict_from("timm", vit.state_dict()), strict=False)
+    frames = torch.rand(2, 3, 4, 16, 16)  # four different frames
+    with torch.no_grad():
+        ref = torch.stack([vit.forward_features(frames[:, :, t]) for t in range(4)], 1)
+        tokens, _ = model.forward_backbone(frames)
+        assert (tokens.reshape(2, 4, *tokens.shape[1:]) - ref).abs().max() <= 1e-5  # zero-init: frame-wise ViT
+        for blk in model.blocks:
+            nn.init.normal_(blk.lmhra.expand.weight, std=0.5)
+        tokens, _ = model.forward_backbone(frames)
+        assert (tokens.reshape(2, 4, *tokens.shape[1:]) - ref).abs().max() > 1e-3
+
+
+def test_uniformerv2_lmhra_mixes_only_along_time():
+    torch.manual_seed(9)
+    lt = uf2_mod.LocalTemporalMHRA(6, 1.5, 3).eval()
+    nn.init.normal_(lt.expand.weight)
+    x = torch.randn(1, 6, 5, 3, 3)
+    with torch.no_grad():
+        base = lt(x)
+        x2 = x.clone()
+        x2[:, :, 2, 1, 1] += 1.0  # perturb one position at t=2
+        diff = (lt(x2) - base).abs().sum(1)  # (1, T, h, w)
+    changed = (diff > 1e-6).nonzero()[:, 1:].tolist()
+    assert sorted(changed) == [[1, 1, 1], [2, 1, 1], [3, 1, 1]]
+
+
+def test_uniformerv2_global_block_attends_to_all_frames():
+    torch.manual_seed(10)
+    cfg = uf2_mod.UniFormerV2Config.tiny()
+    blk = uf2_mod.GlobalUniBlock(cfg).eval()
+    tokens = torch.randn(2 * cfg.num_frames, 1 + 16, cfg.embed_dim)
+    q = torch.randn(2, 1, cfg.embed_dim)
+    with torch.no_grad():
+        out = blk(q, tokens, (4, 4))
+        tokens2 = tokens.clone()
+        tokens2[cfg.num_frames - 1, 5] += 1.0  # last frame of sample 0
+        out2 = blk(q, tokens2, (4, 4))
+    assert out.shape == (2, 1, cfg.embed_dim)
+    assert (out2[0] - out[0]).abs().max() > 1e-6 and torch.equal(out2[1], out[1])
+
+
+# ----------------------------------------------------------------------------- MTV
+
+
+def test_mtv_tokenization_shapes():
+    cfg = mtv_mod.MTVConfig.tiny()
+    model = mtv_mod.MTV(cfg)
+    views = model.tokenize(torch.rand(2, 3, 8, 32, 32))
+    assert [tuple(v.shape) for v in views] == [(2, 1 + 4 * 16, 32), (2, 1 + 2 * 16, 24)]
+    paper = mtv_mod.MTVConfig.paper()
+    n_sp = (224 // 16) ** 2
+    assert [(paper.num_frames // t) * n_sp for t in paper.tubelet_t] == [16 * 196, 8 * 196, 4 * 196]
+
+
+def test_mtv_tubelet_embedding_equals_explicit_flatten():
+    assert mtv_mod.check_tokenization(seed=11) <= 1e-5
+
+
+def test_mtv_cva_equals_explicit_attention():
+    assert mtv_mod.check_cva(seed=12) <= 1e-5
+
+
+def test_mtv_cva_direction():
+    """CVA changes only the query view (i+1) and depends on the key/value view (i)."""
+    torch.manual_seed(13)
+    cva = mtv_mod.CrossViewAttention(12, 16, 4).eval()
+    dst, src = torch.randn(2, 5, 16), torch.randn(2, 9, 12)
+    with torch.no_grad():
+        out = cva(dst, src)
+        out2 = cva(dst, src + torch.randn_like(src))
+    assert out.shape == dst.shape and (out - out2).abs().max() > 1e-4
+
+
+def test_mtv_global_encoder_input_is_projected_class_tokens():
+    torch.manual_seed(14)
+    model = mtv_mod.MTV(mtv_mod.MTVConfig.tiny()).eval()
+    with torch.no_grad():
+        views = model.encode_views(torch.rand(2, 3, 8, 32, 32))
+        g = model.global_input(views)
+        assert g.shape == (2, 1 + 2, 32)
+        for i, (proj, v) in enumerate(zip(model.global_proj, views)):
+            expected = v[:, 0] @ proj.weight.T + proj.bias + model.global_pos[0, 1 + i]
+            assert (g[:, 1 + i] - expected).abs().max() <= 1e-5
+        assert (g[:, 0] - (model.global_cls[0, 0] + model.global_pos[0, 0])).abs().max() <= 1e-6
+
+
+def test_mtv_fusion_flows_from_view_i_to_view_i_plus_1():
+    """With CVA, view 1's class token depends on view 0's parameters; view 0 never depends on view 1."""
+    torch.manual_seed(15)
+    model = mtv_mod.MTV(mtv_mod.MTVConfig.tiny()).eval()
+    x = torch.rand(1, 3, 8, 32, 32)
+    with torch.no_grad():
+        before = model.encode_views(x)
+        model.embeds[1].proj.weight.add_(0.5)  # perturb view 1's tokenizer
+        after = model.encode_views(x)
+        assert torch.equal(before[0], after[0])
+        assert (before[1] - after[1]).abs().max() > 1e-4
+        model.embeds[0].proj.weight.add_(0.5)  # perturb view 0's tokenizer
+        after2 = model.encode_views(x)
+        assert (after2[1] - after[1]).abs().max() > 1e-4

@@ -60,9 +60,11 @@ def derive_status(record: ReproductionRecord | None) -> Status:
     by_name: dict[str, list[Check]] = {}
     for c in record.checks:
         by_name.setdefault(c.name, []).append(c)
+    refs = [c for c in by_name.get("reference", []) + by_name.get("inflation", []) if c.status != "not-run"]
     rungs = {
         "implemented": _rung(by_name.get("builds", []) + by_name.get("runs", [])),
-        "verified": _rung(by_name.get("reference", []) + by_name.get("inflation", [])),
+        # reference/inflation checks a model does not have are recorded as not-run: they don't block
+        "verified": _rung(refs),
         "learns-motion": _rung(by_name.get("motion", [])),
         "gpu-benchmarked": _rung(by_name.get("gpu", [])),
     }

@@ -375,3 +375,19 @@ def test_tsm_without_shift_is_order_agnostic():
         fwd = model(tsm_mod.clip_to_segments(cfg, clip))
         rev = model(tsm_mod.clip_to_segments(cfg, clip.flip(2)))
     assert torch.allclose(fwd, rev, atol=1e-5)
+
+
+def test_tea_shift_initialisation_equals_tsm_shift():
+    """TEA's default start for MTA's temporal convs is TSM's bi-directional shift."""
+    from videozoo.models.tsm import temporal_shift
+
+    torch.manual_seed(0)
+    n, c = 8, 16
+    holder = nn.Sequential(tea_mod.TemporalConv1d(c, n))
+    tea_mod.init_temporal_convs(holder, "shift")
+    x = torch.randn(2 * n, c, 3, 3)
+    assert torch.equal(holder(x), temporal_shift(x, n, fold_div=8))
+    tea_mod.init_temporal_convs(holder, "identity")
+    assert torch.equal(holder(x), x)
+    with pytest.raises(ValueError):
+        tea_mod.init_temporal_convs(holder, "random")

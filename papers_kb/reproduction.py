@@ -5,8 +5,9 @@ The ladder (each rung needs the ones below it):
 
 1. ``implemented``      the paper config builds and the tiny config runs (checks builds, runs)
 2. ``verified``         every recorded reference/inflation check passed (at least one exists)
-3. ``learns-motion``    the motion check passed (the model behaves as the paper claims on
-                        the synthetic motion-order dataset)
+3. ``learns-motion``    the motion check passed: on the synthetic motion-order dataset a
+                        temporal model learns the classes, an order-agnostic one (TSN with
+                        average consensus, image models) stays near chance, as the papers say
 4. ``gpu-benchmarked``  the GPU check ran and passed
 
 A rung whose check does not apply (no independent reference exists) is skipped rather than
@@ -25,7 +26,7 @@ LABELS = {
     "failing": "implementation failing its checks",
     "implemented": "implemented",
     "verified": "verified against a reference",
-    "learns-motion": "learns motion",
+    "learns-motion": "motion behaviour reproduced",
     "gpu-benchmarked": "GPU-benchmarked",
 }
 

@@ -234,3 +234,17 @@ def test_clip_shape_conventions():
     assert verify.clip_shape(Seg(), spec) == (3, 8, 32, 32)
     assert verify.clip_shape(Img(), spec) == (3, 5, 32, 32)
     assert verify.clip_shape(Flow(), spec) == (3, 8, 32, 32)
+
+
+def test_precise_bn_recomputes_running_statistics():
+    """Running statistics become the average over the given batches; weights do not change."""
+    torch.manual_seed(0)
+    bn = torch.nn.BatchNorm1d(3)
+    bn.running_mean.fill_(5.0)
+    x = torch.randn(64, 3) * 2 + torch.tensor([1.0, -1.0, 0.5])
+    w = bn.weight.detach().clone()
+    assert verify.precise_bn(bn, (x,), batch_size=16, batches=4) == 1
+    expected = torch.stack([x[i * 16:(i + 1) * 16].mean(0) for i in range(4)]).mean(0)
+    assert torch.allclose(bn.running_mean, expected, atol=1e-6)
+    assert torch.equal(bn.weight, w) and bn.momentum == 0.1
+    assert verify.precise_bn(torch.nn.Linear(3, 3), (x,)) == 0

@@ -18,18 +18,7 @@ from videozoo.layers.temporal_resnet import TemporalResNet, load_torchvision_res
 from videozoo.models import tdn as tdn_mod
 from videozoo.models import tea as tea_mod
 from videozoo.models import tsm as tsm_mod
-
-
-def _randomise_bn(module: nn.Module, seed: int = 0) -> None:
-    """Non-trivial BN statistics so that eval-mode comparisons exercise them."""
-    g = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            with torch.no_grad():
-                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+from videozoo.testing import randomise_batchnorm
 
 
 def _max_rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -51,7 +40,7 @@ def test_segment_center_indices():
 def test_identity_temporal_resnet18_equals_torchvision():
     torch.manual_seed(0)
     tv = resnet18(num_classes=10).eval()
-    _randomise_bn(tv)
+    randomise_batchnorm(tv, torch.Generator().manual_seed(0))
     ours = TemporalResNet(BasicBlock, (2, 2, 2, 2), n_segment=4, num_classes=10).eval()
     missing = load_torchvision_resnet(ours, tv.state_dict())
     assert missing == []  # no temporal modules, every entry comes from torchvision
@@ -142,7 +131,7 @@ def test_temporal_shift_moves_time_stamps():
 def test_tsm_r50_without_shift_equals_torchvision_resnet50():
     torch.manual_seed(0)
     tv = resnet50(num_classes=7).eval()
-    _randomise_bn(tv, 1)
+    randomise_batchnorm(tv, torch.Generator().manual_seed(1))
     cfg = tsm_mod.TSMConfig(num_classes=7, n_segment=3, shift=False)
     model = videozoo.create("tsm", cfg).eval()
     model.load_state_dict(tsm_mod.load_state_dict_from("torchvision", tv.state_dict()))
@@ -195,7 +184,7 @@ def test_motion_excitation_matches_explicit_computation():
     torch.manual_seed(0)
     n, c = 4, 32
     me = tea_mod.MotionExcitation(c, n, reduction=8).eval()
-    _randomise_bn(me, 2)
+    randomise_batchnorm(me, torch.Generator().manual_seed(2))
     x = torch.randn(2 * n, c, 5, 5)
     with torch.no_grad():
         xr = F.batch_norm(F.conv2d(x, me.squeeze.weight), me.bn.running_mean, me.bn.running_var,
@@ -251,7 +240,7 @@ def test_tea_block_without_temporal_parts_equals_timm_res2net_block(stride, inpl
         downsample = nn.Sequential(nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4))
     ref = timm_res2net.Bottle2neck(inplanes, planes, stride, downsample, base_width=26, scale=4,
                                    norm_layer=nn.BatchNorm2d).eval()
-    _randomise_bn(ref, 3)
+    randomise_batchnorm(ref, torch.Generator().manual_seed(3))
     ours = tea_mod.TEABlock(inplanes, planes, stride, None if downsample is None else nn.Sequential(
         nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4)), n_segment=4,
         me=False, mta=True).eval()
@@ -310,7 +299,7 @@ def test_long_term_tdm_differences_match_loop():
     torch.manual_seed(0)
     n = 4
     m = tdn_mod.LongTermTDM(16, n, reduction=4).eval()
-    _randomise_bn(m, 4)
+    randomise_batchnorm(m, torch.Generator().manual_seed(4))
     x = torch.randn(2 * n, 16, 6, 6)
     with torch.no_grad():
         fwd, bwd = m.differences(x)
@@ -330,7 +319,7 @@ def test_long_term_tdm_differences_match_loop():
 def test_tdn_r50_without_tdms_equals_torchvision_resnet50():
     torch.manual_seed(0)
     tv = resnet50(num_classes=5).eval()
-    _randomise_bn(tv, 5)
+    randomise_batchnorm(tv, torch.Generator().manual_seed(5))
     cfg = tdn_mod.TDNConfig(num_classes=5, n_segment=2, clip_frames=10, stdm=False, ltdm=False)
     model = videozoo.create("tdn", cfg).eval()
     model.load_state_dict(tdn_mod.load_state_dict_from("torchvision", tv.state_dict()))

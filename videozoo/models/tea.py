@@ -46,6 +46,7 @@ from torch import nn
 
 from videozoo.layers.temporal_resnet import TemporalResNet, clip_to_segments
 from videozoo.registry import register_check, register_model
+from videozoo.testing import randomise_batchnorm
 
 __all__ = ["TEAConfig", "MotionExcitation", "TemporalConv1d", "TEABlock", "TEA", "tea", "load_state_dict_from"]
 
@@ -376,16 +377,6 @@ def res2net_block_reference(block: TEABlock, x: torch.Tensor) -> torch.Tensor:
     return F.relu(y + sc)
 
 
-def _randomise_bn(module: nn.Module, gen: torch.Generator) -> None:
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            with torch.no_grad():
-                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
-
-
 @register_check("li2020tea", "reference")
 def _tea_reference_check() -> dict:
     """ME vs an explicit per-segment loop; the temporal conv vs a sum over taps; TEA blocks
@@ -396,7 +387,7 @@ def _tea_reference_check() -> dict:
     n = 8
     diffs = {}
     me = MotionExcitation(64, n, 16).eval()
-    _randomise_bn(me, gen)
+    randomise_batchnorm(me, gen)
     x = torch.randn(2 * n, 64, 6, 6, generator=gen)
     with torch.no_grad():
         diffs["me"] = (me(x) - me_loop_reference(me, x)).abs().max().item()
@@ -408,7 +399,7 @@ def _tea_reference_check() -> dict:
                                                  "res2net_block_normal": (128, 32, 1, False)}.items():
             downsample = nn.Sequential(nn.Conv2d(inp, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4)) if ds else None
             blk = TEABlock(inp, planes, stride, downsample, n_segment=n, me=False, mta=True).eval()
-            _randomise_bn(blk, gen)
+            randomise_batchnorm(blk, gen)
             xb = torch.randn(n, inp, 8, 8, generator=gen)
             diffs[name] = (blk(xb) - res2net_block_reference(blk, xb)).abs().max().item()
     reference = "explicit loops; functional Res2Net block"

@@ -44,6 +44,7 @@ from torch import nn
 
 from videozoo.layers.consensus import SegmentConsensus
 from videozoo.registry import register_check, register_model
+from videozoo.testing import randomise_batchnorm
 
 __all__ = ["TSNConfig", "SmallConvNet", "TSN", "tsn", "clip_to_input", "cross_modality_init", "load_state_dict_from"]
 
@@ -287,16 +288,6 @@ def cross_modality_init(rgb_state_dict: dict, in_channels: int = 10, key: str | 
     return out
 
 
-def _randomise_bn(model: nn.Module) -> None:
-    """Random BatchNorm affine parameters and running statistics (for non-trivial checks)."""
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            nn.init.uniform_(m.weight, 0.5, 1.5)
-            nn.init.normal_(m.bias, 0.0, 0.1)
-            m.running_mean.normal_(0.0, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-
-
 def reference_diff(num_segments: int = 3, size: int = 112, num_classes: int = 10, seed: int = 0) -> dict:
     """TSN forward vs torchvision ``resnet50`` on each snippet, then the mean over segments.
 
@@ -305,7 +296,7 @@ def reference_diff(num_segments: int = 3, size: int = 112, num_classes: int = 10
     """
     torch.manual_seed(seed)
     ref = torchvision.models.resnet50(weights=None, num_classes=num_classes)
-    _randomise_bn(ref)
+    randomise_batchnorm(ref)
     ref.eval()
     cfg = TSNConfig(num_classes=num_classes, num_segments=num_segments, size=size)
     model = TSN(cfg)

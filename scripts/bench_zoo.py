@@ -4,6 +4,7 @@ Usage::
 
     python scripts/bench_zoo.py [--models tsm,c3d] [--device cpu|cuda] [--dtype float32|bfloat16|float16]
                                 [--batch-size B] [--iters N] [--warmup W] [--json OUT] [--no-context]
+    python scripts/bench_zoo.py --vs-reference [--models vit,swin,video_swin,timesformer] [...]
 
 For each model: random weights, ``eval()`` mode, ``torch.inference_mode()``; forward passes
 on random inputs of the paper's per-sample shape (see ``videozoo.verify.model_input``;
@@ -16,6 +17,16 @@ memory freed by the previous model).
 torchvision's ``r2plus1d_18`` and ``s3d`` (random weights, 16x112x112 and 16x224x224 clips)
 are timed in the same run as context unless ``--no-context``.
 Prints a Markdown table; ``--json`` also writes the rows.
+
+``--vs-reference`` times ours against the reference implementation of the same paper config
+instead (ViT-B/16 vs timm ``VisionTransformer``, Swin-T vs timm ``SwinTransformer``, Video
+Swin-T at 32x224x224 vs torchvision ``SwinTransformer3d``, TimeSformer-B divided attention at
+8x224x224 vs Hugging Face ``TimesformerForVideoClassification``): the reference is built with
+random weights, ours loads them through the model file's ``load_state_dict_from``, both get
+the same input on the same device, and the largest absolute difference of their logits is
+reported next to the timings. Timed iterations alternate between the two models (ours,
+reference, ours, ...) so that drift in machine load hits both alike; the medians of the
+per-iteration times give clips/s and the ratio ours / reference (> 1: ours is faster).
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import json
 import platform
 import os
 import resource
+import statistics
 import sys
 import threading
 import time
@@ -160,6 +172,139 @@ def run(models: list[str], device: torch.device, dtype: torch.dtype, batch_size:
     return rows
 
 
+# ----------------------------------------------------------------------------- ours vs reference
+
+
+def _reference_pairs() -> dict[str, callable]:
+    """Builders ``() -> (ours, reference, input_shape, call_reference)`` for the paper configs."""
+
+    def vit():
+        import timm.models.vision_transformer as tv
+
+        from videozoo.models import vit as m
+
+        cfg = m.ViTConfig.paper()
+        ref = tv.VisionTransformer(img_size=cfg.img_size, patch_size=cfg.patch_size, embed_dim=cfg.embed_dim,
+                                   depth=cfg.depth, num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio,
+                                   num_classes=cfg.num_classes)
+        ours = m.VisionTransformer(cfg)
+        ours.load_state_dict(m.load_state_dict_from("timm", ref.state_dict()))
+        return ours, ref, (3, cfg.img_size, cfg.img_size), "timm VisionTransformer", lambda r, x: r(x)
+
+    def swin():
+        from timm.models.swin_transformer import SwinTransformer as TimmSwin
+
+        from videozoo.models import swin as m
+
+        cfg = m.SwinConfig.paper()
+        ref = TimmSwin(img_size=cfg.img_size, patch_size=cfg.patch_size, embed_dim=cfg.embed_dim, depths=cfg.depths,
+                       num_heads=cfg.num_heads, window_size=cfg.window_size, num_classes=cfg.num_classes)
+        ours = m.SwinTransformer(cfg)
+        ours.load_state_dict(m.load_state_dict_from("timm", ref.state_dict()))
+        return ours, ref, (3, cfg.img_size, cfg.img_size), "timm SwinTransformer", lambda r, x: r(x)
+
+    def video_swin():
+        from torchvision.models.video.swin_transformer import SwinTransformer3d
+
+        from videozoo.models import video_swin as m
+
+        cfg = m.VideoSwinConfig.paper()
+        ref = SwinTransformer3d(patch_size=list(cfg.patch_size), embed_dim=cfg.embed_dim, depths=list(cfg.depths),
+                                num_heads=list(cfg.num_heads), window_size=list(cfg.window_size),
+                                num_classes=cfg.num_classes)
+        ours = m.VideoSwinTransformer(cfg)
+        ours.load_state_dict(m.load_state_dict_from("torchvision", ref.state_dict()))
+        return (ours, ref, (3, cfg.num_frames, cfg.img_size, cfg.img_size), "torchvision SwinTransformer3d",
+                lambda r, x: r(x))
+
+    def timesformer():
+        from videozoo.models import timesformer as m
+
+        cfg = m.TimeSformerConfig.paper()
+        ref = m._hf_reference(cfg)
+        ours = m.TimeSformer(cfg)
+        ours.load_state_dict(m.load_state_dict_from("hf", ref.state_dict()))
+        return (ours, ref, (3, cfg.num_frames, cfg.img_size, cfg.img_size),
+                "transformers TimesformerForVideoClassification", m.hf_logits)
+
+    return {"vit": vit, "swin": swin, "video_swin": video_swin, "timesformer": timesformer}
+
+
+REFERENCE_MODELS = ("vit", "swin", "video_swin", "timesformer")
+
+
+def run_vs_reference(models: list[str], device: torch.device, dtype: torch.dtype, batch_size: int, iters: int,
+                     warmup: int) -> list[dict]:
+    """Time ours and the reference on the same input, alternating; return one row per model.
+
+    Each row has ``clips_per_s_ours``, ``clips_per_s_reference`` (medians over ``iters``
+    alternating iterations), ``ratio`` (ours / reference; > 1 means ours is faster) and
+    ``max_abs_diff`` of the logits (float32 weights; computed under the benchmark's dtype).
+    """
+    pairs = _reference_pairs()
+    rows = []
+    for name in models:
+        if name not in pairs:
+            raise SystemExit(f"--vs-reference: no reference for {name!r}; choose from {', '.join(pairs)}")
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        row: dict = {"model": name}
+        try:
+            torch.manual_seed(0)
+            ours, ref, shape, ref_name, call_ref = pairs[name]()
+            ours, ref = ours.to(device).eval(), ref.to(device).eval()
+            x = torch.rand(batch_size, *shape, generator=torch.Generator().manual_seed(0)).to(device)
+            runners = {"ours": lambda: ours(x), "reference": lambda: call_ref(ref, x)}
+            times: dict[str, list[float]] = {"ours": [], "reference": []}
+            with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+                outs = {k: f().float() for k, f in runners.items()}
+                for _ in range(max(0, warmup - 1)):
+                    for f in runners.values():
+                        f()
+                for i in range(iters):
+                    order = ("ours", "reference") if i % 2 == 0 else ("reference", "ours")
+                    for k in order:
+                        if device.type == "cuda":
+                            torch.cuda.synchronize(device)
+                        t0 = time.perf_counter()
+                        runners[k]()
+                        if device.type == "cuda":
+                            torch.cuda.synchronize(device)
+                        times[k].append(time.perf_counter() - t0)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            row.update({
+                "reference": ref_name, "input_shape": list(shape), "batch_size": batch_size, "iters": iters,
+                "params_m": sum(p.numel() for p in ours.parameters()) / 1e6,
+                "clips_per_s_ours": batch_size / med["ours"], "clips_per_s_reference": batch_size / med["reference"],
+                "ratio": med["reference"] / med["ours"],
+                "max_abs_diff": (outs["ours"] - outs["reference"]).abs().max().item(),
+            })
+        except Exception as exc:  # one model failing must not hide the others
+            row["error"] = f"{type(exc).__name__}: {exc}"[:200]
+        finally:
+            ours = ref = x = runners = None
+        rows.append(row)
+        print(f"{name}: " + (row.get("error") or f"ratio {row['ratio']:.2f}"), file=sys.stderr, flush=True)
+    return rows
+
+
+def markdown_vs_reference(rows: list[dict], device: str, dtype: str) -> str:
+    """Ours-vs-reference rows as a Markdown table."""
+    lines = [f"Device: {device}, dtype: {dtype}, torch {torch.__version__}, {platform.platform()}", "",
+             "| model | reference | input (per clip) | batch | ours clips/s | reference clips/s "
+             "| ratio ours/reference | max abs diff of logits |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | error: {r['error']} | | | | | | |")
+            continue
+        lines.append(f"| {r['model']} | {r['reference']} | {'x'.join(map(str, r['input_shape']))} | {r['batch_size']} "
+                     f"| {r['clips_per_s_ours']:.2f} | {r['clips_per_s_reference']:.2f} | {r['ratio']:.2f}x "
+                     f"| {r['max_abs_diff']:.1e} |")
+    return "\n".join(lines)
+
+
 def markdown(rows: list[dict], device: str, dtype: str) -> str:
     """Rows as a Markdown table."""
     lines = [f"Device: {device}, dtype: {dtype}, torch {torch.__version__}, {platform.platform()}", "",
@@ -186,13 +331,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=None, help="untimed iterations (default 1 on CPU, 5 on GPU)")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the rows as JSON")
     p.add_argument("--no-context", action="store_true", help="skip torchvision r2plus1d_18 and s3d")
+    p.add_argument("--vs-reference", action="store_true",
+                   help="time ours against the reference implementation (vit, swin, video_swin, timesformer)")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     iters = args.iters if args.iters is not None else (20 if device.type == "cuda" else 3)
     warmup = args.warmup if args.warmup is not None else (5 if device.type == "cuda" else 1)
-    models = [m.strip() for m in args.models.split(",") if m.strip()] or list_models()
-    rows = run(models, device, DTYPES[args.dtype], args.batch_size, iters, warmup, context=not args.no_context)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()})"
+    if args.vs_reference:
+        rows = run_vs_reference(models or list(REFERENCE_MODELS), device, DTYPES[args.dtype], args.batch_size,
+                                iters, warmup)
+        print(markdown_vs_reference(rows, dev_name, args.dtype))
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps({"device": dev_name, "dtype": args.dtype, "iters": iters,
+                                                   "torch": torch.__version__, "threads": torch.get_num_threads(),
+                                                   "rows": rows}, indent=2, sort_keys=True))
+        return 1 if any("error" in r for r in rows) else 0
+    models = models or list_models()
+    rows = run(models, device, DTYPES[args.dtype], args.batch_size, iters, warmup, context=not args.no_context)
     print(markdown(rows, dev_name, args.dtype))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,13 @@ class ModelSpec:
         checks: Extra checks by name (``"reference"``, ``"inflation"``), each a
             zero-argument callable returning a JSON-serialisable dict with at least
             ``passed`` (bool) and ``summary`` (str).
+        motion: Training settings of the motion check that differ from the defaults of
+            :func:`videozoo.verify.train_motion` (e.g. ``{"lr": 1e-3, "max_steps": 3000}``
+            for a transformer trained from scratch); recorded with the result.
+        motion_variants: Extra tiny configs trained by the motion check, by name:
+            ``{"space-only": ({"attention": "space-only"}, False)}`` gives the config
+            fields to replace and whether that variant is expected to learn motion
+            (``True``: >= 90 %) or to stay near chance (``False``: <= 30 %).
     """
 
     key: str
@@ -94,6 +101,8 @@ class ModelSpec:
     temporal: bool = True
     clip_to_input: Callable[[Any, torch.Tensor], Any] | None = None
     checks: dict[str, Callable[[], dict]] = field(default_factory=dict)
+    motion: dict[str, Any] = field(default_factory=dict)
+    motion_variants: dict[str, tuple[dict[str, Any], bool]] = field(default_factory=dict)
 
     @property
     def source_file(self) -> str:
@@ -114,6 +123,8 @@ def register_model(
     reported: tuple[Reported, ...] = (),
     temporal: bool = True,
     clip_to_input: Callable[[Any, torch.Tensor], Any] | None = None,
+    motion: dict[str, Any] | None = None,
+    motion_variants: dict[str, tuple[dict[str, Any], bool]] | None = None,
 ) -> Callable[[Callable[[Any], nn.Module]], Callable[[Any], nn.Module]]:
     """Decorator registering a model builder under its paper key and alias.
 
@@ -134,6 +145,8 @@ def register_model(
             reported=tuple(reported),
             temporal=temporal,
             clip_to_input=clip_to_input,
+            motion=dict(motion or {}),
+            motion_variants=dict(motion_variants or {}),
         )
         _ALIASES[alias] = key
         return builder

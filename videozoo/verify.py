@@ -432,21 +432,46 @@ def train_motion(
     }
 
 
-def check_motion(spec: ModelSpec, max_steps: int = 600, log: Callable[[str], None] | None = None) -> dict:
-    """Motion check: tiny config (8 classes) trained on the synthetic motion dataset."""
+def _motion_verdict(acc: float, temporal: bool) -> tuple[bool, dict, str]:
+    if temporal:
+        return (acc >= MOTION_TEMPORAL_MIN, {"heldout_top1_pct": f">= {MOTION_TEMPORAL_MIN:g}", "temporal": True},
+                f"expected >= {MOTION_TEMPORAL_MIN:g} %")
+    return (acc <= MOTION_STATIC_MAX, {"heldout_top1_pct": f"<= {MOTION_STATIC_MAX:g}", "temporal": False},
+            f"order-agnostic, expected <= {MOTION_STATIC_MAX:g} %")
+
+
+def check_motion(spec: ModelSpec, max_steps: int | None = None, log: Callable[[str], None] | None = None) -> dict:
+    """Motion check: tiny config (8 classes) trained on the synthetic motion dataset.
+
+    Training settings are :func:`train_motion`'s defaults updated by ``spec.motion`` (and
+    ``max_steps`` when given). Every variant in ``spec.motion_variants`` (e.g. TimeSformer's
+    space-only and joint attention) is trained the same way and must meet its own
+    expectation; the check passes when the model and all variants do.
+    """
     start = time.perf_counter()
+    settings = dict(spec.motion)
+    if max_steps is not None:
+        settings["max_steps"] = max_steps
     cfg = make_config(spec.key, "tiny", num_classes=8)
-    m = train_motion(spec, cfg, max_steps=max_steps, log=log)
+    m = train_motion(spec, cfg, log=log, **settings)
     acc = m["heldout_top1_pct"]
-    if spec.temporal:
-        passed = acc >= MOTION_TEMPORAL_MIN
-        expected = {"heldout_top1_pct": f">= {MOTION_TEMPORAL_MIN:g}", "temporal": True}
-        rule = f"temporal model, expected >= {MOTION_TEMPORAL_MIN:g} %"
-    else:
-        passed = acc <= MOTION_STATIC_MAX
-        expected = {"heldout_top1_pct": f"<= {MOTION_STATIC_MAX:g}", "temporal": False}
-        rule = f"order-agnostic model, expected <= {MOTION_STATIC_MAX:g} %"
-    summary = (f"{acc:.1f} % held-out top-1 on 8 motion classes (chance 12.5 %; {rule}) after {m['steps']} steps, "
+    passed, expected, rule = _motion_verdict(acc, spec.temporal)
+    name = getattr(cfg, "attention", None) or getattr(cfg, "variant", None) or "tiny"
+    parts = [f"{acc:.1f} %" + (f" ({name})" if spec.motion_variants else "")]
+    if spec.motion_variants:
+        m["variants"], expected["variants"] = {}, {}
+        for vname, (overrides, temporal) in spec.motion_variants.items():
+            if log:
+                log(f"  variant {vname}: {overrides}")
+            vm = train_motion(spec, dataclasses.replace(cfg, **overrides), log=log, **settings)
+            ok, vexp, vrule = _motion_verdict(vm["heldout_top1_pct"], temporal)
+            passed = passed and ok
+            m["variants"][vname] = {"overrides": overrides, "passed": ok, **{
+                k: vm[k] for k in ("heldout_top1_pct", "train_top1_pct", "steps", "train_seconds")}}
+            expected["variants"][vname] = vexp
+            parts.append(f"{vm['heldout_top1_pct']:.1f} % ({vname}, {vrule})")
+    summary = (f"{', '.join(parts)} held-out top-1 on 8 motion classes (chance 12.5 %; "
+               f"{'temporal model' if spec.temporal else 'order-agnostic model'}, {rule}) after {m['steps']} steps, "
                f"{m['train_seconds']:.0f} s on CPU")
     return _check("motion", "passed" if passed else "failed", summary, m, expected, seconds=time.perf_counter() - start)
 
@@ -518,7 +543,7 @@ def environment() -> dict:
     return env
 
 
-def run_check(spec: ModelSpec, name: str, motion_steps: int = 600, log: Callable[[str], None] | None = None) -> dict:
+def run_check(spec: ModelSpec, name: str, motion_steps: int | None = None, log: Callable[[str], None] | None = None) -> dict:
     """Run one named check, turning an exception into a failed check with the error text."""
     start = time.perf_counter()
     try:
@@ -537,18 +562,18 @@ def run_check(spec: ModelSpec, name: str, motion_steps: int = 600, log: Callable
         return _error_check(name, exc, start)
 
 
-def _command(alias: str, checks: list[str], out: str, motion_steps: int) -> str:
+def _command(alias: str, checks: list[str], out: str, motion_steps: int | None) -> str:
     parts = ["python", "-m", "videozoo.verify", alias]
     if set(checks) != set(ALL_CHECKS):
         parts += ["--checks", ",".join(c for c in ALL_CHECKS if c in checks)]
-    if motion_steps != 600 and "motion" in checks:
+    if motion_steps is not None and "motion" in checks:
         parts += ["--motion-steps", str(motion_steps)]
     parts += ["--out", out]
     return " ".join(parts)
 
 
 def verify_model(name: str, checks: list[str], out: str | os.PathLike | None = "data/reproduction",
-                 motion_steps: int = 600, log: Callable[[str], None] | None = None) -> dict:
+                 motion_steps: int | None = None, log: Callable[[str], None] | None = None) -> dict:
     """Run ``checks`` for one model; merge with an existing record in ``out`` and return the record.
 
     The record is validated against ``papers_kb.schema.ReproductionRecord`` and, when ``out``
@@ -666,7 +691,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default="data/reproduction", help="folder of <alias>.json records")
     p.add_argument("--checks", default=",".join(ALL_CHECKS), help=f"comma-separated subset of {','.join(ALL_CHECKS)}")
     p.add_argument("--fast", action="store_true", help="skip the motion check")
-    p.add_argument("--motion-steps", type=int, default=600, help="step budget of the motion check")
+    p.add_argument("--motion-steps", type=int, default=None,
+                   help="step budget of the motion check (default: the model's own, else 600)")
     p.add_argument("--compare", metavar="DIR", help="CI mode: re-run builds and runs, exit 1 on any difference")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)

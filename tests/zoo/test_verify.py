@@ -213,6 +213,38 @@ def test_motion_training_loop_mechanics():
     assert (m["heldout_top1_pct"] * 40 / 100) == pytest.approx(round(m["heldout_top1_pct"] * 40 / 100))
 
 
+def test_motion_check_uses_model_settings_and_variants(monkeypatch):
+    """Settings declared with the model reach the training loop; each variant is judged on its own."""
+    if "zztest_variants" not in registry._REGISTRY:
+        register_model("zztest_variants", alias="zz-variants", stage=1, config=_Conv3dConfig,
+                       motion={"n_train": 64, "n_test": 40, "max_steps": 3, "batch_size": 16, "lr": 1e-3},
+                       motion_variants={"narrow": ({"width": 2}, True), "wide": ({"width": 6}, False)})(_Conv3dNet)
+    spec = registry.get_spec("zz-variants")
+    seen = []
+    accuracies = iter([95.0, 50.0, 20.0])  # main model, "narrow", "wide"
+    real = verify.train_motion
+
+    def fake_train(spec_, cfg, **kw):
+        seen.append((cfg.width, kw))
+        m = real(spec_, cfg, **kw)
+        m["heldout_top1_pct"] = next(accuracies)  # the verdict logic is what is tested here
+        return m
+
+    monkeypatch.setattr(verify, "train_motion", fake_train)
+    check = verify.check_motion(spec)
+    assert [w for w, _ in seen] == [4, 2, 6]
+    assert all(kw["lr"] == 1e-3 and kw["max_steps"] == 3 and kw["n_train"] == 64 for _, kw in seen)
+    variants = check["measured"]["variants"]
+    assert variants["narrow"]["passed"] is False and variants["wide"]["passed"] is True
+    assert check["status"] == "failed"  # the "narrow" variant missed its >= 90 % expectation
+    assert "50.0 % (narrow" in check["summary"] and "20.0 % (wide" in check["summary"]
+    # a step budget given on the command line overrides the model's own
+    accuracies = iter([95.0, 95.0, 20.0])
+    seen.clear()
+    check = verify.check_motion(spec, max_steps=2)
+    assert check["status"] == "passed" and all(kw["max_steps"] == 2 for _, kw in seen)
+
+
 def test_clip_shape_conventions():
     spec = registry.get_spec("zz-conv3d")
 

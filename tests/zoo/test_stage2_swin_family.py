@@ -337,3 +337,14 @@ def test_mtv_fusion_flows_from_view_i_to_view_i_plus_1():
         model.embeds[0].proj.weight.add_(0.5)  # perturb view 0's tokenizer
         after2 = model.encode_views(x)
         assert (after2[1] - after[1]).abs().max() > 1e-4
+
+
+def test_uniformerv2_piece_checks_pass_and_can_fail(monkeypatch):
+    from videozoo.models import uniformerv2 as u2
+
+    result = u2._uniformerv2_pieces()
+    assert result["passed"] and result["max_abs_diff"] <= 1e-5
+    # a temporal convolution that looked one frame too far ahead must be caught
+    monkeypatch.setattr(u2.LocalTemporalMHRA, "forward",
+                        lambda self, x: self.expand(self.temporal(self.reduce(self.norm(x))).roll(1, dims=2)))
+    assert u2.check_lt_mhra() > 1e-3

@@ -330,13 +330,17 @@ def test_mtv_fusion_flows_from_view_i_to_view_i_plus_1():
     x = torch.rand(1, 3, 8, 32, 32)
     with torch.no_grad():
         before = model.encode_views(x)
-        model.embeds[1].proj.weight.add_(0.5)  # perturb view 1's tokenizer
+        # random perturbations: a constant added to every weight shifts all channels alike,
+        # which the LayerNorms after the tokenizers largely remove
+        w1 = model.embeds[1].proj.weight
+        w1.add_(0.5 * torch.randn(w1.shape, generator=torch.Generator().manual_seed(1)))  # view 1's tokenizer
         after = model.encode_views(x)
         assert torch.equal(before[0], after[0])
-        assert (before[1] - after[1]).abs().max() > 1e-4
-        model.embeds[0].proj.weight.add_(0.5)  # perturb view 0's tokenizer
+        assert (before[1] - after[1]).abs().max() > 1e-2
+        w0 = model.embeds[0].proj.weight
+        w0.add_(0.5 * torch.randn(w0.shape, generator=torch.Generator().manual_seed(0)))  # view 0's tokenizer
         after2 = model.encode_views(x)
-        assert (after2[1] - after[1]).abs().max() > 1e-4
+        assert (after2[1] - after[1]).abs().max() > 1e-2
 
 
 def test_uniformerv2_piece_checks_pass_and_can_fail(monkeypatch):

@@ -242,7 +242,8 @@ def test_timesformer_matches_hf(attention):
             # every token: HF orders patches position-major, frame-minor
             cls, tokens = ours.encode(x)
             hf_last = hf.timesformer(pixel_values=x.transpose(1, 2), output_hidden_states=True).hidden_states[-1]
-            hf_tokens = hf_last[:, 1:].reshape(2, 16, 8, 32).transpose(1, 2)
+            n = (cfg.img_size // cfg.patch_size) ** 2
+            hf_tokens = hf_last[:, 1:].reshape(2, n, 8, cfg.embed_dim).transpose(1, 2)
             assert (tokens - hf_tokens).abs().max() < TOL
             assert (cls[:, 0] - hf_last[:, 0]).abs().max() < TOL
 
@@ -260,8 +261,11 @@ def test_timesformer_space_only_ignores_order_divided_does_not():
 
 def test_timesformer_init_from_vit_and_checks():
     torch.manual_seed(0)
-    image_model = vitm.VisionTransformer(vitm.ViTConfig.tiny()).eval()
-    model = tsf.init_from_vit(tsf.TimeSformer(tsf.TimeSformerConfig.tiny()).eval(), image_model.state_dict())
+    cfg = tsf.TimeSformerConfig.tiny()
+    image_model = vitm.VisionTransformer(vitm.ViTConfig(
+        num_classes=cfg.num_classes, img_size=cfg.img_size, patch_size=cfg.patch_size, embed_dim=cfg.embed_dim,
+        depth=cfg.depth, num_heads=cfg.num_heads)).eval()
+    model = tsf.init_from_vit(tsf.TimeSformer(cfg).eval(), image_model.state_dict())
     frame = torch.rand(2, 3, 32, 32)
     clip = frame.unsqueeze(2).repeat(1, 1, 8, 1, 1)
     with torch.no_grad():

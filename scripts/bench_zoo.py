@@ -179,39 +179,28 @@ def _reference_pairs() -> dict[str, callable]:
     """Builders ``() -> (ours, reference, input_shape, call_reference)`` for the paper configs."""
 
     def vit():
-        import timm.models.vision_transformer as tv
-
         from videozoo.models import vit as m
 
         cfg = m.ViTConfig.paper()
-        ref = tv.VisionTransformer(img_size=cfg.img_size, patch_size=cfg.patch_size, embed_dim=cfg.embed_dim,
-                                   depth=cfg.depth, num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio,
-                                   num_classes=cfg.num_classes)
+        ref = m.reference_model(cfg)
         ours = m.VisionTransformer(cfg)
         ours.load_state_dict(m.load_state_dict_from("timm", ref.state_dict()))
         return ours, ref, (3, cfg.img_size, cfg.img_size), "timm VisionTransformer", lambda r, x: r(x)
 
     def swin():
-        from timm.models.swin_transformer import SwinTransformer as TimmSwin
-
         from videozoo.models import swin as m
 
         cfg = m.SwinConfig.paper()
-        ref = TimmSwin(img_size=cfg.img_size, patch_size=cfg.patch_size, embed_dim=cfg.embed_dim, depths=cfg.depths,
-                       num_heads=cfg.num_heads, window_size=cfg.window_size, num_classes=cfg.num_classes)
+        ref = m.reference_model(cfg)
         ours = m.SwinTransformer(cfg)
         ours.load_state_dict(m.load_state_dict_from("timm", ref.state_dict()))
         return ours, ref, (3, cfg.img_size, cfg.img_size), "timm SwinTransformer", lambda r, x: r(x)
 
     def video_swin():
-        from torchvision.models.video.swin_transformer import SwinTransformer3d
-
         from videozoo.models import video_swin as m
 
         cfg = m.VideoSwinConfig.paper()
-        ref = SwinTransformer3d(patch_size=list(cfg.patch_size), embed_dim=cfg.embed_dim, depths=list(cfg.depths),
-                                num_heads=list(cfg.num_heads), window_size=list(cfg.window_size),
-                                num_classes=cfg.num_classes)
+        ref = m.reference_model(cfg)
         ours = m.VideoSwinTransformer(cfg)
         ours.load_state_dict(m.load_state_dict_from("torchvision", ref.state_dict()))
         return (ours, ref, (3, cfg.num_frames, cfg.img_size, cfg.img_size), "torchvision SwinTransformer3d",
@@ -221,7 +210,7 @@ def _reference_pairs() -> dict[str, callable]:
         from videozoo.models import timesformer as m
 
         cfg = m.TimeSformerConfig.paper()
-        ref = m._hf_reference(cfg)
+        ref = m.reference_model(cfg)
         ours = m.TimeSformer(cfg)
         ours.load_state_dict(m.load_state_dict_from("hf", ref.state_dict()))
         return (ours, ref, (3, cfg.num_frames, cfg.img_size, cfg.img_size),

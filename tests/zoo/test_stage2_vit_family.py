@@ -232,7 +232,7 @@ def test_timesformer_matches_hf(attention):
     pytest.importorskip("transformers")
     torch.manual_seed(0)
     cfg = dataclasses.replace(tsf.TimeSformerConfig.tiny(), num_classes=5, attention=attention)
-    hf = tsf._hf_reference(cfg)
+    hf = tsf.reference_model(cfg)
     ours = tsf.TimeSformer(cfg).eval()
     ours.load_state_dict(tsf.load_state_dict_from("hf", hf.state_dict()))
     x = torch.rand(2, 3, 8, 32, 32)

@@ -56,6 +56,7 @@ __all__ = [
     "shifted_window_mask",
     "middle_frame",
     "load_state_dict_from",
+    "reference_model",
 ]
 
 
@@ -471,18 +472,32 @@ def swin(config: SwinConfig) -> SwinTransformer:
     return SwinTransformer(config)
 
 
+def reference_model(config: SwinConfig):
+    """A randomly initialised timm ``SwinTransformer`` with ``config``'s shape (eval mode).
+
+    Its ``state_dict()`` loads into ours through ``load_state_dict_from("timm", ...)``; used by
+    the reference check and by ``scripts/bench_zoo.py --vs-reference``.
+
+    Raises:
+        ImportError: timm is not installed.
+    """
+    from timm.models.swin_transformer import SwinTransformer as TimmSwin
+
+    return TimmSwin(img_size=config.img_size, patch_size=config.patch_size, embed_dim=config.embed_dim,
+                    depths=config.depths, num_heads=config.num_heads, window_size=config.window_size,
+                    drop_path_rate=config.drop_path_rate, num_classes=config.num_classes).eval()
+
+
 @register_check("liu2021swin", "reference")
 def _swin_matches_timm() -> dict:
     """Same weights in ``timm.models.swin_transformer.SwinTransformer`` and ours: compare logits."""
-    try:
-        from timm.models.swin_transformer import SwinTransformer as TimmSwin
-    except ImportError:  # pragma: no cover - depends on the environment
-        return {"passed": False, "summary": "timm is not installed", "reference": "timm SwinTransformer"}
     torch.manual_seed(0)
     cfg = SwinConfig(num_classes=10, img_size=64, patch_size=4, embed_dim=24, depths=(2, 2, 2), num_heads=(2, 3, 6),
                      window_size=4, drop_path_rate=0.0)
-    ref = TimmSwin(img_size=cfg.img_size, patch_size=cfg.patch_size, embed_dim=cfg.embed_dim, depths=cfg.depths,
-                   num_heads=cfg.num_heads, window_size=cfg.window_size, num_classes=cfg.num_classes).eval()
+    try:
+        ref = reference_model(cfg)
+    except ImportError:  # pragma: no cover - depends on the environment
+        return {"passed": False, "summary": "timm is not installed", "reference": "timm SwinTransformer"}
     with torch.no_grad():  # make the relative-position tables non-trivial
         for name, p in ref.named_parameters():
             if "relative_position_bias_table" in name:

@@ -55,7 +55,7 @@ from videozoo.models.vit import PatchEmbed, VisionTransformer, ViTConfig
 from videozoo.registry import Reported, register_check, register_model
 
 __all__ = ["TimeSformerConfig", "TimeSformer", "DividedSpaceTimeBlock", "timesformer", "init_from_vit",
-           "load_state_dict_from"]
+           "load_state_dict_from", "reference_model", "hf_logits"]
 
 ATTENTIONS = ("divided", "joint", "space-only")
 _HF_ATTENTION = {"divided": "divided_space_time", "joint": "joint_space_time", "space-only": "space_only"}
@@ -351,8 +351,16 @@ def load_state_dict_from(library: str, state_dict: dict) -> dict:
 # --------------------------------------------------------------------------- checks
 
 
-def _hf_reference(cfg: TimeSformerConfig):
-    """A random HF ``TimesformerForVideoClassification`` matching ``cfg`` (eval mode)."""
+def reference_model(cfg: TimeSformerConfig):
+    """A random HF ``TimesformerForVideoClassification`` matching ``cfg`` (eval mode).
+
+    Its ``state_dict()`` loads into ours through ``load_state_dict_from("hf", ...)``; call it
+    on our clips through :func:`hf_logits`. Used by the reference check and by
+    ``scripts/bench_zoo.py --vs-reference``.
+
+    Raises:
+        ImportError: transformers is not installed.
+    """
     import transformers
 
     hf_cfg = transformers.TimesformerConfig(
@@ -393,7 +401,7 @@ def _reference_check() -> dict:
     for att in ATTENTIONS:
         torch.manual_seed(0)
         cfg = dataclasses.replace(TimeSformerConfig.tiny(), num_classes=5, attention=att)
-        hf = _hf_reference(cfg)
+        hf = reference_model(cfg)
         ours = TimeSformer(cfg).eval()
         ours.load_state_dict(load_state_dict_from("hf", hf.state_dict()))
         x = torch.rand(2, 3, cfg.num_frames, cfg.img_size, cfg.img_size)

@@ -43,7 +43,7 @@ from videozoo.models.swin import DropPath, Mlp, PatchMerging, WindowAttention, _
 from videozoo.registry import Reported, register_check, register_model
 
 __all__ = ["VideoSwinConfig", "VideoSwinTransformer", "VideoSwinBlock", "window_partition_3d",
-           "window_reverse_3d", "load_state_dict_from"]
+           "window_reverse_3d", "load_state_dict_from", "reference_model"]
 
 
 @dataclass
@@ -276,17 +276,27 @@ def video_swin(config: VideoSwinConfig) -> VideoSwinTransformer:
     return VideoSwinTransformer(config)
 
 
+def reference_model(config: VideoSwinConfig):
+    """A randomly initialised torchvision ``SwinTransformer3d`` with ``config``'s shape (eval mode).
+
+    Its ``state_dict()`` loads into ours through ``load_state_dict_from("torchvision", ...)``;
+    used by the reference check and by ``scripts/bench_zoo.py --vs-reference``.
+    """
+    from torchvision.models.video.swin_transformer import SwinTransformer3d
+
+    return SwinTransformer3d(patch_size=list(config.patch_size), embed_dim=config.embed_dim,
+                             depths=list(config.depths), num_heads=list(config.num_heads),
+                             window_size=list(config.window_size), stochastic_depth_prob=config.drop_path_rate,
+                             num_classes=config.num_classes).eval()
+
+
 @register_check("liu2022video", "reference")
 def _video_swin_matches_torchvision() -> dict:
     """Same weights in ``torchvision.models.video.SwinTransformer3d`` and ours: compare logits."""
-    from torchvision.models.video.swin_transformer import SwinTransformer3d
-
     torch.manual_seed(0)
     cfg = VideoSwinConfig(num_classes=10, num_frames=8, img_size=64, patch_size=(2, 4, 4), embed_dim=24,
                           depths=(2, 2, 2), num_heads=(2, 3, 6), window_size=(2, 4, 4), drop_path_rate=0.0)
-    ref = SwinTransformer3d(patch_size=list(cfg.patch_size), embed_dim=cfg.embed_dim, depths=list(cfg.depths),
-                            num_heads=list(cfg.num_heads), window_size=list(cfg.window_size),
-                            stochastic_depth_prob=0.0, num_classes=cfg.num_classes).eval()
+    ref = reference_model(cfg)
     with torch.no_grad():
         for name, p in ref.named_parameters():
             if "relative_position_bias_table" in name:

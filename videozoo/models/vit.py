@@ -34,7 +34,8 @@ from torch import nn
 from videozoo.layers.attention import Block
 from videozoo.registry import Reported, register_check, register_model
 
-__all__ = ["ViTConfig", "VisionTransformer", "vit", "load_state_dict_from", "convert_hf_encoder_layers"]
+__all__ = ["ViTConfig", "VisionTransformer", "vit", "load_state_dict_from", "convert_hf_encoder_layers",
+           "reference_model"]
 
 
 @dataclass
@@ -260,9 +261,25 @@ def load_state_dict_from(library: str, state_dict: dict) -> dict:
 # --------------------------------------------------------------------------- checks
 
 
+def reference_model(config: ViTConfig):
+    """A randomly initialised timm ``VisionTransformer`` with ``config``'s shape (eval mode).
+
+    Its ``state_dict()`` loads into ours through ``load_state_dict_from("timm", ...)``; used by
+    the reference check and by ``scripts/bench_zoo.py --vs-reference``.
+
+    Raises:
+        ImportError: timm is not installed.
+    """
+    import timm.models.vision_transformer as tv
+
+    return tv.VisionTransformer(
+        img_size=config.img_size, patch_size=config.patch_size, embed_dim=config.embed_dim, depth=config.depth,
+        num_heads=config.num_heads, mlp_ratio=config.mlp_ratio, num_classes=config.num_classes,
+    ).eval()
+
+
 def _reference_check() -> dict:
     """Tiny ViT vs timm and HF ViT with copied weights (max abs diff of the logits / features)."""
-    import timm.models.vision_transformer as tv
     import transformers
 
     torch.manual_seed(0)
@@ -271,10 +288,7 @@ def _reference_check() -> dict:
     tol = 1e-5
     measured: dict = {"tolerance": tol}
 
-    ref = tv.VisionTransformer(
-        img_size=cfg.img_size, patch_size=cfg.patch_size, embed_dim=cfg.embed_dim, depth=cfg.depth,
-        num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio, num_classes=cfg.num_classes,
-    ).eval()
+    ref = reference_model(cfg)
     ours = VisionTransformer(cfg).eval()
     ours.load_state_dict(load_state_dict_from("timm", ref.state_dict()))
     with torch.no_grad():

@@ -262,9 +262,7 @@ def test_timesformer_space_only_ignores_order_divided_does_not():
 def test_timesformer_init_from_vit_and_checks():
     torch.manual_seed(0)
     cfg = tsf.TimeSformerConfig.tiny()
-    image_model = vitm.VisionTransformer(vitm.ViTConfig(
-        num_classes=cfg.num_classes, img_size=cfg.img_size, patch_size=cfg.patch_size, embed_dim=cfg.embed_dim,
-        depth=cfg.depth, num_heads=cfg.num_heads)).eval()
+    image_model = vitm.VisionTransformer(tsf.image_config(cfg)).eval()
     model = tsf.init_from_vit(tsf.TimeSformer(cfg).eval(), image_model.state_dict())
     frame = torch.rand(2, 3, 32, 32)
     clip = frame.unsqueeze(2).repeat(1, 1, 8, 1, 1)

@@ -55,7 +55,7 @@ from videozoo.models.vit import PatchEmbed, VisionTransformer, ViTConfig
 from videozoo.registry import Reported, register_check, register_model
 
 __all__ = ["TimeSformerConfig", "TimeSformer", "DividedSpaceTimeBlock", "timesformer", "init_from_vit",
-           "load_state_dict_from", "reference_model", "hf_logits"]
+           "load_state_dict_from", "reference_model", "hf_logits", "image_config"]
 
 ATTENTIONS = ("divided", "joint", "space-only")
 _HF_ATTENTION = {"divided": "divided_space_time", "joint": "joint_space_time", "space-only": "space_only"}
@@ -256,6 +256,14 @@ def timesformer(config: TimeSformerConfig) -> TimeSformer:
 # --------------------------------------------------------------------------- initialisation
 
 
+def image_config(config: TimeSformerConfig) -> ViTConfig:
+    """The ViT whose weights :func:`init_from_vit` takes for ``config``: same image size, patch
+    size, width, depth, heads, MLP ratio and classes (the paper starts from an ImageNet-trained ViT)."""
+    return ViTConfig(num_classes=config.num_classes, img_size=config.img_size, patch_size=config.patch_size,
+                     embed_dim=config.embed_dim, depth=config.depth, num_heads=config.num_heads,
+                     mlp_ratio=config.mlp_ratio)
+
+
 @torch.no_grad()
 def init_from_vit(model: TimeSformer, vit_state_dict: dict) -> TimeSformer:
     """Initialise ``model`` from a :class:`~videozoo.models.vit.VisionTransformer` state dict.
@@ -432,9 +440,7 @@ def _inflation_check() -> dict:
     for att in ("divided", "space-only"):
         torch.manual_seed(0)
         cfg = dataclasses.replace(TimeSformerConfig.tiny(), attention=att)
-        image_model = VisionTransformer(ViTConfig(
-            num_classes=cfg.num_classes, img_size=cfg.img_size, patch_size=cfg.patch_size,
-            embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads)).eval()
+        image_model = VisionTransformer(image_config(cfg)).eval()
         model = init_from_vit(TimeSformer(cfg).eval(), image_model.state_dict())
         frame = torch.rand(2, 3, cfg.img_size, cfg.img_size)
         clip = frame.unsqueeze(2).repeat(1, 1, cfg.num_frames, 1, 1)

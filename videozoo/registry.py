@@ -88,7 +88,10 @@ class ModelSpec:
         motion_variants: Extra tiny configs trained by the motion check, by name:
             ``{"space-only": ({"attention": "space-only"}, False)}`` gives the config
             fields to replace and whether that variant is expected to learn motion
-            (``True``: >= 90 %) or to stay near chance (``False``: <= 30 %).
+            (``True``: >= 90 %) or to stay near chance (``False``: <= 30 %).  An optional
+            third element updates ``motion`` for that variant only, e.g.
+            ``({"attention": "joint"}, True, {"max_steps": 8000})`` for a variant that
+            needs a longer schedule.  Stored as 3-tuples (an empty dict when not given).
     """
 
     key: str
@@ -102,7 +105,7 @@ class ModelSpec:
     clip_to_input: Callable[[Any, torch.Tensor], Any] | None = None
     checks: dict[str, Callable[[], dict]] = field(default_factory=dict)
     motion: dict[str, Any] = field(default_factory=dict)
-    motion_variants: dict[str, tuple[dict[str, Any], bool]] = field(default_factory=dict)
+    motion_variants: dict[str, tuple[dict[str, Any], bool, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def source_file(self) -> str:
@@ -124,13 +127,19 @@ def register_model(
     temporal: bool = True,
     clip_to_input: Callable[[Any, torch.Tensor], Any] | None = None,
     motion: dict[str, Any] | None = None,
-    motion_variants: dict[str, tuple[dict[str, Any], bool]] | None = None,
+    motion_variants: dict[str, tuple] | None = None,
 ) -> Callable[[Callable[[Any], nn.Module]], Callable[[Any], nn.Module]]:
     """Decorator registering a model builder under its paper key and alias.
 
     Raises:
-        ValueError: if the key or alias is already registered.
+        ValueError: if the key or alias is already registered, or a motion variant is not
+            ``(overrides, temporal)`` or ``(overrides, temporal, motion_settings)``.
     """
+    variants: dict[str, tuple[dict[str, Any], bool, dict[str, Any]]] = {}
+    for name, v in (motion_variants or {}).items():
+        if not isinstance(v, tuple) or len(v) not in (2, 3):
+            raise ValueError(f"model {key!r}: motion variant {name!r} must be (overrides, temporal[, settings]), got {v!r}")
+        variants[name] = (dict(v[0]), bool(v[1]), dict(v[2]) if len(v) == 3 else {})
 
     def decorator(builder: Callable[[Any], nn.Module]) -> Callable[[Any], nn.Module]:
         if key in _REGISTRY or alias in _ALIASES:
@@ -146,7 +155,7 @@ def register_model(
             temporal=temporal,
             clip_to_input=clip_to_input,
             motion=dict(motion or {}),
-            motion_variants=dict(motion_variants or {}),
+            motion_variants=variants,
         )
         _ALIASES[alias] = key
         return builder

@@ -445,8 +445,9 @@ def check_motion(spec: ModelSpec, max_steps: int | None = None, log: Callable[[s
 
     Training settings are :func:`train_motion`'s defaults updated by ``spec.motion`` (and
     ``max_steps`` when given). Every variant in ``spec.motion_variants`` (e.g. TimeSformer's
-    space-only and joint attention) is trained the same way and must meet its own
-    expectation; the check passes when the model and all variants do.
+    space-only and joint attention) is trained the same way, with the variant's own settings
+    on top (a ``max_steps`` given here still wins), and must meet its own expectation; the
+    check passes when the model and all variants do.  Each variant's settings are recorded.
     """
     start = time.perf_counter()
     settings = dict(spec.motion)
@@ -460,14 +461,18 @@ def check_motion(spec: ModelSpec, max_steps: int | None = None, log: Callable[[s
     parts = [f"{acc:.1f} %" + (f" ({name})" if spec.motion_variants else "")]
     if spec.motion_variants:
         m["variants"], expected["variants"] = {}, {}
-        for vname, (overrides, temporal) in spec.motion_variants.items():
+        for vname, (overrides, temporal, vsettings) in spec.motion_variants.items():
+            vset = {**settings, **vsettings}
+            if max_steps is not None:
+                vset["max_steps"] = max_steps
             if log:
-                log(f"  variant {vname}: {overrides}")
-            vm = train_motion(spec, dataclasses.replace(cfg, **overrides), log=log, **settings)
+                log(f"  variant {vname}: {overrides} {vsettings or ''}")
+            vm = train_motion(spec, dataclasses.replace(cfg, **overrides), log=log, **vset)
             ok, vexp, vrule = _motion_verdict(vm["heldout_top1_pct"], temporal)
             passed = passed and ok
             m["variants"][vname] = {"overrides": overrides, "passed": ok, **{
-                k: vm[k] for k in ("heldout_top1_pct", "train_top1_pct", "steps", "train_seconds")}}
+                k: vm[k] for k in ("heldout_top1_pct", "train_top1_pct", "steps", "max_steps", "lr", "n_train",
+                                   "train_seconds")}}
             expected["variants"][vname] = vexp
             parts.append(f"{vm['heldout_top1_pct']:.1f} % ({vname}, {vrule})")
     summary = (f"{', '.join(parts)} held-out top-1 on 8 motion classes (chance 12.5 %; "

@@ -218,7 +218,8 @@ def test_motion_check_uses_model_settings_and_variants(monkeypatch):
     if "zztest_variants" not in registry._REGISTRY:
         register_model("zztest_variants", alias="zz-variants", stage=1, config=_Conv3dConfig,
                        motion={"n_train": 64, "n_test": 40, "max_steps": 3, "batch_size": 16, "lr": 1e-3},
-                       motion_variants={"narrow": ({"width": 2}, True), "wide": ({"width": 6}, False)})(_Conv3dNet)
+                       motion_variants={"narrow": ({"width": 2}, True),
+                                        "wide": ({"width": 6}, False, {"max_steps": 4, "lr": 5e-4})})(_Conv3dNet)
     spec = registry.get_spec("zz-variants")
     seen = []
     accuracies = iter([95.0, 50.0, 20.0])  # main model, "narrow", "wide"
@@ -233,9 +234,12 @@ def test_motion_check_uses_model_settings_and_variants(monkeypatch):
     monkeypatch.setattr(verify, "train_motion", fake_train)
     check = verify.check_motion(spec)
     assert [w for w, _ in seen] == [4, 2, 6]
-    assert all(kw["lr"] == 1e-3 and kw["max_steps"] == 3 and kw["n_train"] == 64 for _, kw in seen)
+    assert all(kw["lr"] == 1e-3 and kw["max_steps"] == 3 and kw["n_train"] == 64 for _, kw in seen[:2])
+    # "wide" declares its own schedule on top of the model's settings
+    assert seen[2][1]["lr"] == 5e-4 and seen[2][1]["max_steps"] == 4 and seen[2][1]["n_train"] == 64
     variants = check["measured"]["variants"]
     assert variants["narrow"]["passed"] is False and variants["wide"]["passed"] is True
+    assert variants["wide"]["max_steps"] == 4 and variants["wide"]["lr"] == 5e-4 and variants["narrow"]["max_steps"] == 3
     assert check["status"] == "failed"  # the "narrow" variant missed its >= 90 % expectation
     assert "50.0 % (narrow" in check["summary"] and "20.0 % (wide" in check["summary"]
     # a step budget given on the command line overrides the model's own
@@ -243,6 +247,12 @@ def test_motion_check_uses_model_settings_and_variants(monkeypatch):
     seen.clear()
     check = verify.check_motion(spec, max_steps=2)
     assert check["status"] == "passed" and all(kw["max_steps"] == 2 for _, kw in seen)
+
+
+def test_motion_variant_shape_is_checked():
+    with pytest.raises(ValueError, match="motion variant 'bad'"):
+        register_model("zztest_badvariant", alias="zz-badvariant", stage=1, config=_Conv3dConfig,
+                       motion_variants={"bad": ({"width": 2},)})
 
 
 def test_clip_shape_conventions():

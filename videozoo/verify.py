@@ -450,9 +450,8 @@ def check_motion(spec: ModelSpec, max_steps: int | None = None, log: Callable[[s
     check passes when the model and all variants do.  Each variant's settings are recorded.
     """
     start = time.perf_counter()
-    settings = dict(spec.motion)
-    if max_steps is not None:
-        settings["max_steps"] = max_steps
+    cli = {} if max_steps is None else {"max_steps": max_steps}  # the command line wins over everything
+    settings = {**spec.motion, **cli}
     cfg = make_config(spec.key, "tiny", num_classes=8)
     m = train_motion(spec, cfg, log=log, **settings)
     acc = m["heldout_top1_pct"]
@@ -462,9 +461,7 @@ def check_motion(spec: ModelSpec, max_steps: int | None = None, log: Callable[[s
     if spec.motion_variants:
         m["variants"], expected["variants"] = {}, {}
         for vname, (overrides, temporal, vsettings) in spec.motion_variants.items():
-            vset = {**settings, **vsettings}
-            if max_steps is not None:
-                vset["max_steps"] = max_steps
+            vset = {**spec.motion, **vsettings, **cli}
             if log:
                 log(f"  variant {vname}: {overrides} {vsettings or ''}")
             vm = train_motion(spec, dataclasses.replace(cfg, **overrides), log=log, **vset)

@@ -347,6 +347,32 @@ def test_transformer_classifier_inputs():
         assert (model(ids) - model(clip)).abs().max() == 0
 
 
+def test_transformer_tubelet_tokens_order():
+    """Token i * N + n is patch n (raster order) of tubelet slice i, embedded on its own."""
+    torch.manual_seed(0)
+    model = videozoo.create("transformer", "tiny").eval()
+    cfg = model.config
+    assert cfg.source == "tubelets"
+    t, p, side = cfg.tubelet_t, cfg.patch_size, cfg.img_size // cfg.patch_size
+    clip = torch.rand(2, 3, cfg.num_frames, cfg.img_size, cfg.img_size)
+    with torch.no_grad():
+        tokens = model.tubelet_tokens(clip)
+        assert tokens.shape == (2, cfg.num_frames // t * side ** 2, cfg.d_model)
+        i, row, col = 3, 2, 1
+        tube = clip[:, :, i * t:(i + 1) * t, row * p:(row + 1) * p, col * p:(col + 1) * p]
+        w, b = model.tubelet_embed.weight, model.tubelet_embed.bias  # (D, 3, t, p, p), (D,)
+        k = i * side ** 2 + row * side + col
+        assert (tokens[:, k] - (tube.flatten(1) @ w.flatten(1).t() + b)).abs().max() < 1e-5
+        moved = clip.clone()
+        moved[:, :, i * t, row * p:(row + 1) * p, col * p:(col + 1) * p] = 0  # one frame of one tubelet
+        changed = (model.tubelet_tokens(moved) - tokens).abs().amax(dim=(0, 2)) > 0
+        assert changed.nonzero().flatten().tolist() == [k]
+    with pytest.raises(ValueError, match="not divisible by the tubelet"):
+        tfm.TransformerClassifier(dataclasses.replace(cfg, patch_size=5))
+    with pytest.raises(ValueError, match="takes clips"):
+        model(torch.full((2, 10), 3, dtype=torch.long))
+
+
 def test_registry_builds_and_checks():
     for alias in ("transformer", "vit", "vivit", "timesformer"):
         spec = videozoo.get_spec(alias)

@@ -29,9 +29,12 @@ output to ``num_classes`` logits.  The source sequence comes from a clip in one 
   :func:`clip_to_tokens`: every frame is average-pooled to a ``token_grid x token_grid``
   grey image whose values are quantised into the vocabulary (one token per cell, frames in
   order), so the 37000-word shared embedding is used as in the paper.
-* ``"frames"`` (tiny config): every frame is average-pooled by ``frame_pool``, flattened
-  and linearly projected to ``d_model`` ("frame tokens"), so ``T`` frames give ``T`` tokens;
-  the sinusoidal positions then carry frame order, which the direction-of-motion classes need.
+* ``"tubelets"`` (tiny config): the clip is cut into non-overlapping ``tubelet_t x
+  patch_size x patch_size`` tubelets, each linearly projected to ``d_model`` (the tubelet
+  embedding of ViViT, arXiv 2103.15691 Sec. 3.2; ``tubelet_t = 1`` is a ViT patch embedding
+  applied frame by frame).  Tokens are read tubelet slice after slice, patches in raster
+  order, and the 1-D sinusoidal positions of Sec. 3.5 are all that tells the encoder which
+  time and place a token comes from.
 
 :func:`load_state_dict_from` maps ``torch.nn.Transformer`` (``batch_first=True``,
 ``norm_first=False``) weights onto the encoder-decoder core (:class:`EncoderDecoder`);
@@ -78,11 +81,12 @@ class TransformerConfig:
         dropout: ``P_drop`` on every sub-layer output and on the embedding sums (Sec. 5.4).
         layer_norm_eps: LayerNorm epsilon.
         max_len: Longest sequence the position table covers.
-        source: ``"tokens"`` (ids from :func:`clip_to_tokens`) or ``"frames"`` (frame tokens).
+        source: ``"tokens"`` (ids from :func:`clip_to_tokens`) or ``"tubelets"`` (tubelet tokens).
         num_frames: ``T`` of the input clip.
         img_size: ``H = W`` of the input clip.
         token_grid: ``"tokens"`` source: grid cells per frame side (``T * token_grid^2`` ids).
-        frame_pool: ``"frames"`` source: average-pooling factor before flattening a frame.
+        tubelet_t: ``"tubelets"`` source: temporal extent of a tubelet in frames.
+        patch_size: ``"tubelets"`` source: spatial side of a tubelet in pixels.
     """
 
     num_classes: int = 400
@@ -99,7 +103,8 @@ class TransformerConfig:
     num_frames: int = 8
     img_size: int = 64
     token_grid: int = 8
-    frame_pool: int = 2
+    tubelet_t: int = 2
+    patch_size: int = 8
 
     @classmethod
     def paper(cls) -> "TransformerConfig":
@@ -108,10 +113,17 @@ class TransformerConfig:
 
     @classmethod
     def tiny(cls) -> "TransformerConfig":
-        """Frame-token model: 8 frames of 32x32, pooled 2x -> 8 tokens of 768 values, d_model 32."""
+        """Tubelet-token model: 8 frames of 32x32 in 2x8x8 tubelets -> 64 tokens, d_model 32, 2+1 layers.
+
+        Tubelets rather than whole-frame tokens (one linear projection per frame, pooled 2x;
+        our earlier tiny config): on the motion check frame tokens stopped at 83.8 % held-out
+        and every frame- or CNN-cell-token variant we measured at 83.0-88.5 %, with six classes
+        learnt and the rotation pair (clockwise / anticlockwise bar) at chance.  A 2-frame
+        tubelet sees the bar turn inside one token, as in ViViT's tiny config.
+        """
         return cls(num_classes=8, vocab_size=8, d_model=32, num_heads=4, num_encoder_layers=2,
-                   num_decoder_layers=1, d_ff=64, dropout=0.0, max_len=64, source="frames",
-                   num_frames=8, img_size=32, frame_pool=2)
+                   num_decoder_layers=1, d_ff=64, dropout=0.0, max_len=64, source="tubelets",
+                   num_frames=8, img_size=32, tubelet_t=2, patch_size=8)
 
     def input_shape(self) -> tuple[int, ...]:
         """Per-sample clip ``(3, T, H, W)`` that :func:`clip_to_input` turns into the source."""
@@ -342,42 +354,45 @@ class TransformerClassifier(nn.Module):
 
     ``forward(src)`` with ``src`` either token ids ``(B, S)`` (long) or a clip
     ``(B, 3, T, H, W)`` in ``[0, 1]`` (tokenised by :func:`clip_to_tokens` for
-    ``source="tokens"``, turned into frame tokens for ``source="frames"``); returns logits
-    ``(B, num_classes)`` read from the decoder output of a single ``[CLS]`` query.
+    ``source="tokens"``, embedded tubelet by tubelet for ``source="tubelets"``); returns
+    logits ``(B, num_classes)`` read from the decoder output of a single ``[CLS]`` query.
 
     Raises:
-        ValueError: unknown ``source``; ids given to a ``"frames"`` model.
+        ValueError: unknown ``source``; ``num_frames`` / ``img_size`` not divisible by the
+            tubelet size; token ids given to a ``"tubelets"`` model.
     """
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
-        if config.source not in ("tokens", "frames"):
-            raise ValueError(f"source must be 'tokens' or 'frames', got {config.source!r}")
+        if config.source not in ("tokens", "tubelets"):
+            raise ValueError(f"source must be 'tokens' or 'tubelets', got {config.source!r}")
         self.config = config
         self.seq2seq = Seq2SeqTransformer(config)
-        if config.source == "frames":
-            side = config.img_size // config.frame_pool
-            self.frame_proj = nn.Linear(3 * side * side, config.d_model)
+        if config.source == "tubelets":
+            size = (config.tubelet_t, config.patch_size, config.patch_size)
+            if config.num_frames % size[0] or config.img_size % size[1]:
+                raise ValueError(f"clip {config.num_frames}x{config.img_size}x{config.img_size} is not divisible "
+                                 f"by the tubelet {size[0]}x{size[1]}x{size[2]}")
+            self.tubelet_embed = nn.Conv3d(3, config.d_model, kernel_size=size, stride=size)
         self.head = nn.Linear(config.d_model, config.num_classes)
 
-    def frame_tokens(self, clip: torch.Tensor) -> torch.Tensor:
-        """``clip: (B, 3, T, H, W)`` -> frame tokens ``(B, T, D)`` (pool, flatten, project)."""
-        B, C, T, H, W = clip.shape
-        p = self.config.frame_pool
-        frames = F.avg_pool2d(clip.transpose(1, 2).reshape(B * T, C, H, W), p) if p > 1 else clip.transpose(1, 2)
-        return self.frame_proj(frames.reshape(B, T, -1))
+    def tubelet_tokens(self, clip: torch.Tensor) -> torch.Tensor:
+        """``clip: (B, 3, T, H, W)`` -> tokens ``(B, n_t * N, D)``; ``n_t = T / tubelet_t``,
+        ``N = (H / patch_size)^2``; token ``i * N + n`` is patch ``n`` (raster order) of slice ``i``."""
+        x = self.tubelet_embed(clip)  # (B, D, n_t, h, w)
+        return x.flatten(2).transpose(1, 2)
 
     def forward(self, src: torch.Tensor) -> torch.Tensor:
         """``src: (B, S)`` ids or ``(B, 3, T, H, W)`` clip -> logits ``(B, num_classes)``."""
         s2s = self.seq2seq
         padding = None
-        if src.dim() == 5 and self.config.source == "frames":
-            x = s2s.embed_vectors(self.frame_tokens(src))
+        if src.dim() == 5 and self.config.source == "tubelets":
+            x = s2s.embed_vectors(self.tubelet_tokens(src))
         else:
             if src.dim() == 5:
                 src = clip_to_tokens(self.config, src)
-            if self.config.source == "frames":
-                raise ValueError("a 'frames' model takes clips (B, 3, T, H, W), not token ids")
+            if self.config.source == "tubelets":
+                raise ValueError("a 'tubelets' model takes clips (B, 3, T, H, W), not token ids")
             x = s2s.embed_tokens(src)
             padding = src == PAD_ID
         query = s2s.embed_tokens(torch.full((src.shape[0], 1), CLS_ID, dtype=torch.long, device=src.device))
@@ -386,7 +401,7 @@ class TransformerClassifier(nn.Module):
 
 
 def clip_to_input(config: TransformerConfig, clip: torch.Tensor) -> torch.Tensor:
-    """Standard clip ``(B, 3, T, H, W)`` -> model input: token ids ``(B, S)`` or the clip itself (frames)."""
+    """Standard clip ``(B, 3, T, H, W)`` -> model input: token ids ``(B, S)`` or the clip itself (tubelets)."""
     return clip_to_tokens(config, clip) if config.source == "tokens" else clip
 
 
@@ -399,6 +414,9 @@ def clip_to_input(config: TransformerConfig, clip: torch.Tensor) -> torch.Tensor
                        note="base model, shared 37000-token embedding; ours adds a 400-class head"),),
     temporal=True,
     clip_to_input=clip_to_input,
+    # 2x8x8 tubelets, lr 1e-3, 4000 clips: 93.2 % held-out, stopped early at step 2750 (record);
+    # the rotation pair is learnt (83.8 % with whole-frame tokens, that pair at chance)
+    motion={"lr": 1e-3, "max_steps": 5000, "n_train": 4000},
 )
 def transformer(config: TransformerConfig) -> TransformerClassifier:
     """Build a :class:`TransformerClassifier` from ``config``."""

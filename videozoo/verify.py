@@ -365,8 +365,10 @@ def train_motion(
     AdamW with a 5 % linear warm-up and cosine decay over ``max_steps``; stops early once the
     training accuracy over the last epoch reaches ``stop_train_acc``. BatchNorm statistics are
     recomputed on training batches before the held-out evaluation (:func:`precise_bn`).
+    Accuracies are in %; ``heldout_per_class_top1_pct`` maps each class name to its held-out
+    top-1 (so a pair of opposite classes left at chance shows by name); times are in seconds.
     """
-    from videozoo.data.synthetic import make_motion_dataset
+    from videozoo.data.synthetic import CLASS_NAMES, make_motion_dataset
 
     _, T, H, W = clip_shape(cfg, spec)
     size = max(H, W)
@@ -418,13 +420,14 @@ def train_motion(
     train_s = time.perf_counter() - t_train
     precise_bn(model, train_x, batch_size=batch_size, batches=min(20, steps_per_epoch))
     model.eval()
-    hits = 0
     with torch.no_grad():
-        for i in range(0, n_test, 200):
-            out = model(*(x[i:i + 200] for x in test_x))
-            hits += int((out.argmax(1) == test_y[i:i + 200]).sum())
+        pred = torch.cat([model(*(x[i:i + 200] for x in test_x)).argmax(1) for i in range(0, n_test, 200)])
+    hit = pred == test_y
+    per_class = {name: round(100.0 * float(hit[test_y == c].float().mean()), 2)
+                 for c, name in enumerate(CLASS_NAMES) if (test_y == c).any()}
     return {
-        "heldout_top1_pct": 100.0 * hits / n_test, "train_top1_pct": 100.0 * train_acc, "steps": step,
+        "heldout_top1_pct": 100.0 * int(hit.sum()) / n_test, "heldout_per_class_top1_pct": per_class,
+        "train_top1_pct": 100.0 * train_acc, "steps": step,
         "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
         "n_train": n_train, "n_test": n_test, "clip_shape": [3, T, H, W],
         "model_input_shape": [list(x.shape[1:]) for x in train_x], "train_seconds": train_s,
@@ -468,8 +471,8 @@ def check_motion(spec: ModelSpec, max_steps: int | None = None, log: Callable[[s
             ok, vexp, vrule = _motion_verdict(vm["heldout_top1_pct"], temporal)
             passed = passed and ok
             m["variants"][vname] = {"overrides": overrides, "passed": ok, **{
-                k: vm[k] for k in ("heldout_top1_pct", "train_top1_pct", "steps", "max_steps", "lr", "n_train",
-                                   "train_seconds")}}
+                k: vm[k] for k in ("heldout_top1_pct", "heldout_per_class_top1_pct", "train_top1_pct", "steps",
+                                   "max_steps", "lr", "n_train", "train_seconds")}}
             expected["variants"][vname] = vexp
             parts.append(f"{vm['heldout_top1_pct']:.1f} % ({vname}, {vrule})")
     summary = (f"{', '.join(parts)} held-out top-1 on 8 motion classes (chance 12.5 %; "

@@ -12,6 +12,7 @@ from torch import nn
 from videozoo import registry
 from videozoo.registry import Reported, register_check, register_model
 from videozoo import verify
+from videozoo.data.synthetic import CLASS_NAMES
 
 pytest.importorskip("pydantic")
 from papers_kb.schema import ReproductionRecord  # noqa: E402
@@ -211,6 +212,11 @@ def test_motion_training_loop_mechanics():
     assert 0.0 <= m["heldout_top1_pct"] <= 100.0
     # the held-out accuracy is a multiple of 1/40
     assert (m["heldout_top1_pct"] * 40 / 100) == pytest.approx(round(m["heldout_top1_pct"] * 40 / 100))
+    # 40 balanced clips: 5 per class, so the per-class figures average to the overall one
+    per_class = m["heldout_per_class_top1_pct"]
+    assert list(per_class) == list(CLASS_NAMES)
+    assert all(v in (0.0, 20.0, 40.0, 60.0, 80.0, 100.0) for v in per_class.values())
+    assert sum(per_class.values()) / 8 == pytest.approx(m["heldout_top1_pct"])
 
 
 def test_motion_check_uses_model_settings_and_variants(monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from videozoo.data.sampling import DenseSampler, SegmentSampler, dense_indices, segment_indices
-from videozoo.data.synthetic import CLASS_NAMES, MotionDataset, make_motion_dataset
+from videozoo.data.synthetic import CLASS_NAMES, MotionDataset, make_motion_dataset, make_orientation_dataset
 from videozoo.layers.consensus import SegmentConsensus
 
 
@@ -207,6 +207,29 @@ def test_rotation_direction():
         signs.append((torch.sign(step.median()).item(), labels[i].item()))
     # clockwise on screen (x right, y down) means the axis angle grows
     assert all((s > 0) == (lab == 4) for s, lab in signs)
+
+
+def test_orientation_labels_follow_the_objects_principal_axis():
+    images, labels = make_orientation_dataset(400, size=32, bins=12, seed=3)
+    assert images.shape == (400, 3, 32, 32) and labels.dtype == torch.long
+    assert labels.min() >= 0 and labels.max() < 12 and torch.bincount(labels, minlength=12).min() > 10
+    again, labels_again = make_orientation_dataset(400, size=32, bins=12, seed=3)
+    assert torch.equal(images, again) and torch.equal(labels, labels_again)
+    # principal axis of the bright object (second moments, y down) against the bin centre
+    mask = (images.min(dim=1).values > 0.52).float()
+    ys = torch.arange(32).float()[:, None]
+    xs = torch.arange(32).float()[None, :]
+    w = mask.sum((1, 2))
+    dx = xs - ((mask * xs).sum((1, 2)) / w)[:, None, None]
+    dy = ys - ((mask * ys).sum((1, 2)) / w)[:, None, None]
+    cxx, cyy, cxy = ((mask * d).sum((1, 2)) / w for d in (dx * dx, dy * dy, dx * dy))
+    axis = 0.5 * torch.atan2(2 * cxy, cxx - cyy)
+    centre = (labels.float() + 0.5) * torch.pi / 12
+    err_deg = (torch.remainder(axis - centre + torch.pi / 2, torch.pi) - torch.pi / 2).abs() * 180 / torch.pi
+    assert err_deg.median() < 7.5                   # half a bin (bins are 15 deg wide)
+    assert (err_deg < 15.0).float().mean() > 0.9    # at most the neighbouring bin
+    with pytest.raises(ValueError, match="bins >= 2"):
+        make_orientation_dataset(4, bins=1)
 
 
 # ----------------------------------------------------------------------------- decoding

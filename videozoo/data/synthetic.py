@@ -38,7 +38,7 @@ import math
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["CLASS_NAMES", "NUM_CLASSES", "make_motion_dataset", "MotionDataset"]
+__all__ = ["CLASS_NAMES", "NUM_CLASSES", "make_motion_dataset", "make_orientation_dataset", "MotionDataset"]
 
 CLASS_NAMES = (
     "right", "left", "down", "up",
@@ -54,7 +54,7 @@ def _soft_box(u: torch.Tensor, v: torch.Tensor, half_u: torch.Tensor, half_v: to
     return inside_u * inside_v
 
 
-def _render_forward(pairs: torch.Tensor, frames: int, size: int, gen: torch.Generator) -> torch.Tensor:
+def _render_forward(pairs: torch.Tensor, frames: int, size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Render the even-label (forward) clip of each sample.
 
     Args:
@@ -64,7 +64,8 @@ def _render_forward(pairs: torch.Tensor, frames: int, size: int, gen: torch.Gene
             and the generator state, not on ``pairs``.
 
     Returns:
-        ``(n, 3, T, H, W)`` float32 in [0, 1].
+        ``(clips, angle0)``: clips ``(n, 3, T, H, W)`` float32 in [0, 1]; ``angle0`` ``(n,)``,
+        the orientation of the object's long side in the first frame, radians in [0, pi).
     """
     n = pairs.shape[0]
     s = size / 32.0  # all geometric constants below are given for 32x32 frames
@@ -147,7 +148,7 @@ def _render_forward(pairs: torch.Tensor, frames: int, size: int, gen: torch.Gene
     # clip = background * (1 - mask) + obj * mask + noise, in few passes over memory.
     clip = torch.addcmul(background[:, :, None], mask[:, None], (obj - background)[:, :, None])
     clip.add_(noise, alpha=0.03)
-    return clip.clamp_(0.0, 1.0)
+    return clip.clamp_(0.0, 1.0), angle0
 
 
 def make_motion_dataset(
@@ -187,10 +188,47 @@ def make_motion_dataset(
         labels = torch.as_tensor(labels, dtype=torch.long)
         if labels.shape != (n,) or (n and (labels.min() < 0 or labels.max() >= NUM_CLASSES)):
             raise ValueError(f"labels must be a ({n},) tensor with values in [0, {NUM_CLASSES})")
-    clips = _render_forward(labels // 2, frames, size, gen)
+    clips, _ = _render_forward(labels // 2, frames, size, gen)
     reverse = (labels % 2 == 1)
     clips[reverse] = clips[reverse].flip(2)
     return clips, labels.clone()
+
+
+def make_orientation_dataset(
+    n: int,
+    size: int = 32,
+    bins: int = 12,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Single frames of the motion set's objects, labelled by the orientation of the object.
+
+    An image task for pre-training the image model that a video transformer is initialised
+    from (TimeSformer, arXiv 2102.05095, Sec. 4, starts from an ImageNet-trained ViT; here
+    the "ImageNet" is these frames).  Each image is the first frame of a clip of a random
+    motion pair, rendered as in :func:`make_motion_dataset` (same objects, backgrounds and
+    noise); the label is the bin of the long side's orientation in ``[0, pi)`` (a rectangle
+    looks the same after half a turn), ``bins`` bins of ``180 / bins`` degrees each.
+
+    Args:
+        n: Number of images.
+        size: Height = width in pixels (>= 16).
+        bins: Number of orientation classes (>= 2).
+        seed: Random seed; the output is a deterministic function of the arguments.
+
+    Returns:
+        ``(images, labels)``: images float32 ``(n, 3, H, W)`` in [0, 1], labels long ``(n,)``
+        in ``[0, bins)``.
+
+    Raises:
+        ValueError: on invalid sizes or bin count.
+    """
+    if n < 0 or size < 16 or bins < 2:
+        raise ValueError(f"need n >= 0, size >= 16, bins >= 2; got n={n}, size={size}, bins={bins}")
+    gen = torch.Generator().manual_seed(seed)
+    pairs = torch.randint(0, NUM_CLASSES // 2, (n,), generator=gen)
+    clips, angle0 = _render_forward(pairs, 2, size, gen)
+    labels = (angle0 * (bins / math.pi)).long().clamp_(0, bins - 1)
+    return clips[:, :, 0].contiguous(), labels
 
 
 class MotionDataset(Dataset):

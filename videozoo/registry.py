@@ -92,6 +92,11 @@ class ModelSpec:
             third element updates ``motion`` for that variant only, e.g.
             ``({"attention": "joint"}, True, {"max_steps": 8000})`` for a variant that
             needs a longer schedule.  Stored as 3-tuples (an empty dict when not given).
+        image_init: For a video model that the paper initialises from an image model:
+            ``(image_config, init)``, where ``image_config(config)`` gives the config of the
+            registered image model (e.g. a ``ViTConfig``) and ``init(model, image_state_dict)``
+            loads its weights into the video model.  Used by the motion check's
+            ``image_pretrain_steps`` setting (:func:`videozoo.verify.pretrain_image`).
     """
 
     key: str
@@ -106,6 +111,7 @@ class ModelSpec:
     checks: dict[str, Callable[[], dict]] = field(default_factory=dict)
     motion: dict[str, Any] = field(default_factory=dict)
     motion_variants: dict[str, tuple[dict[str, Any], bool, dict[str, Any]]] = field(default_factory=dict)
+    image_init: tuple[Callable[[Any], Any], Callable[[nn.Module, dict], nn.Module]] | None = None
 
     @property
     def source_file(self) -> str:
@@ -128,6 +134,7 @@ def register_model(
     clip_to_input: Callable[[Any, torch.Tensor], Any] | None = None,
     motion: dict[str, Any] | None = None,
     motion_variants: dict[str, tuple] | None = None,
+    image_init: tuple[Callable[[Any], Any], Callable[[nn.Module, dict], nn.Module]] | None = None,
 ) -> Callable[[Callable[[Any], nn.Module]], Callable[[Any], nn.Module]]:
     """Decorator registering a model builder under its paper key and alias.
 
@@ -156,6 +163,7 @@ def register_model(
             clip_to_input=clip_to_input,
             motion=dict(motion or {}),
             motion_variants=variants,
+            image_init=image_init,
         )
         _ALIASES[alias] = key
         return builder

@@ -68,7 +68,7 @@ from videozoo.registry import ModelSpec, get_spec, list_models, make_config
 
 __all__ = [
     "ALL_CHECKS", "clip_shape", "model_input", "check_builds", "check_runs", "check_extra",
-    "check_motion", "check_gpu", "verify_model", "write_record", "compare", "main",
+    "check_motion", "pretrain_image", "check_gpu", "verify_model", "write_record", "compare", "main",
 ]
 
 ALL_CHECKS = ("builds", "runs", "reference", "inflation", "motion", "gpu")
@@ -347,6 +347,93 @@ def precise_bn(model: nn.Module, inputs: tuple[torch.Tensor, ...], batch_size: i
     return len(bns)
 
 
+def _adamw_cosine(model: nn.Module, lr: float, weight_decay: float, max_steps: int):
+    """AdamW (no decay on biases, norms, tokens and embeddings of ndim <= 1) with a 5 % linear
+    warm-up and cosine decay over ``max_steps``; returns ``(optimizer, scheduler)``."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    warmup = max(1, max_steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, max_steps) / max_steps)))
+    return opt, sched
+
+
+def pretrain_image(
+    spec: ModelSpec,
+    cfg: Any,
+    steps: int,
+    n_train: int = 20000,
+    n_test: int = 2000,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    weight_decay: float = 0.05,
+    bins: int = 12,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> tuple[dict, dict]:
+    """Train the image model that ``spec``'s video model is initialised from, on single frames.
+
+    The stand-in for the paper's ImageNet pre-training (e.g. TimeSformer, arXiv 2102.05095,
+    Sec. 4): the image model given by ``spec.image_init`` for ``cfg`` learns the orientation
+    bin of the motion set's objects (:func:`videozoo.data.synthetic.make_orientation_dataset`),
+    ``steps`` steps of AdamW with warm-up and cosine decay on random batches.
+
+    Args:
+        spec: Video model spec with ``image_init``.
+        cfg: The video model's config (the image config follows from it).
+        steps: Training steps (> 0).
+
+    Returns:
+        ``(state_dict, metrics)``: the image model's weights (its head sized for ``bins``), and
+        the held-out orientation top-1 (%), chance (%), steps and seconds.
+
+    Raises:
+        ValueError: if ``spec`` has no ``image_init``, ``steps`` is not positive, or no
+            registered model has the image config's class.
+    """
+    from videozoo.data.synthetic import make_orientation_dataset
+    from videozoo.registry import _REGISTRY
+
+    if spec.image_init is None or steps <= 0:
+        raise ValueError(f"{spec.alias}: image pre-training needs spec.image_init and steps > 0 (steps={steps})")
+    image_cfg = dataclasses.replace(spec.image_init[0](cfg), num_classes=bins)
+    image_specs = [s for s in _REGISTRY.values() if s.config_cls is type(image_cfg)]
+    if not image_specs:
+        raise ValueError(f"{spec.alias}: no registered model takes a {type(image_cfg).__name__}")
+    size = image_cfg.img_size
+    t0 = time.perf_counter()
+    x_train, y_train = make_orientation_dataset(n_train, size=size, bins=bins, seed=seed + 11)
+    x_test, y_test = make_orientation_dataset(n_test, size=size, bins=bins, seed=seed + 12)
+    torch.manual_seed(seed)
+    model = image_specs[0].builder(image_cfg)
+    opt, sched = _adamw_cosine(model, lr, weight_decay, steps)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    for step in range(steps):
+        idx = torch.randint(0, n_train, (batch_size,), generator=gen)
+        loss = nn.functional.cross_entropy(model(x_train[idx]), y_train[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if log and (step + 1) % 500 == 0:
+            log(f"  image pre-training step {step + 1}: loss {loss.item():.3f}")
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model(x_test[i:i + 500]).argmax(1) for i in range(0, n_test, 500)])
+    metrics = {
+        "model": image_specs[0].alias, "task": f"orientation of single frames, {bins} bins of {180 / bins:g} deg",
+        "heldout_top1_pct": 100.0 * float((pred == y_test).float().mean()), "chance_pct": 100.0 / bins,
+        "steps": steps, "batch_size": batch_size, "lr": lr, "n_train": n_train, "n_test": n_test,
+        "train_seconds": time.perf_counter() - t0,
+    }
+    if log:
+        log(f"  image pre-training: {metrics['heldout_top1_pct']:.1f} % held-out orientation top-1")
+    return model.state_dict(), metrics
+
+
 def train_motion(
     spec: ModelSpec,
     cfg: Any,
@@ -357,13 +444,18 @@ def train_motion(
     lr: float = 2e-3,
     weight_decay: float = 0.05,
     stop_train_acc: float = 0.98,
+    image_pretrain_steps: int = 0,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Train ``cfg`` on the synthetic motion set; return accuracies, steps and seconds.
 
     AdamW with a 5 % linear warm-up and cosine decay over ``max_steps``; stops early once the
-    training accuracy over the last epoch reaches ``stop_train_acc``. BatchNorm statistics are
+    training accuracy over the last epoch reaches ``stop_train_acc``.  With
+    ``image_pretrain_steps > 0`` the model starts from an image model trained that many steps
+    on single frames (:func:`pretrain_image`, through ``spec.image_init``, as the paper starts
+    from ImageNet weights) instead of from random weights; that run's figures are returned
+    under ``image_pretrain``. BatchNorm statistics are
     recomputed on training batches before the held-out evaluation (:func:`precise_bn`).
     Accuracies are in %; ``heldout_per_class_top1_pct`` maps each class name to its held-out
     top-1 (so a pair of opposite classes left at chance shows by name); times are in seconds.
@@ -382,15 +474,14 @@ def train_motion(
     test_x = _batched_inputs(spec, cfg, test_clips)
     data_s = time.perf_counter() - t_data
 
+    pretrained = None
+    if image_pretrain_steps > 0:
+        image_sd, pretrained = pretrain_image(spec, cfg, image_pretrain_steps, seed=seed, log=log)
     torch.manual_seed(seed)
     model = spec.builder(cfg)
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr)
-    warmup = max(1, max_steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, max_steps) / max_steps)))
+    if pretrained is not None:
+        spec.image_init[1](model, image_sd)
+    opt, sched = _adamw_cosine(model, lr, weight_decay, max_steps)
     gen = torch.Generator().manual_seed(seed)
     steps_per_epoch = max(1, n_train // batch_size)
     step, correct, seen, train_acc = 0, 0, 0, 0.0
@@ -423,6 +514,7 @@ def train_motion(
     with torch.no_grad():
         pred = torch.cat([model(*(x[i:i + 200] for x in test_x)).argmax(1) for i in range(0, n_test, 200)])
     hit = pred == test_y
+    extra = {} if pretrained is None else {"image_pretrain": pretrained}
     per_class = {name: round(100.0 * float(hit[test_y == c].float().mean()), 2)
                  for c, name in enumerate(CLASS_NAMES) if (test_y == c).any()}
     return {
@@ -431,7 +523,7 @@ def train_motion(
         "max_steps": max_steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
         "n_train": n_train, "n_test": n_test, "clip_shape": [3, T, H, W],
         "model_input_shape": [list(x.shape[1:]) for x in train_x], "train_seconds": train_s,
-        "data_seconds": data_s, "chance_pct": 12.5,
+        "data_seconds": data_s, "chance_pct": 12.5, **extra,
     }
 
 
@@ -472,9 +564,10 @@ def check_motion(spec: ModelSpec, max_steps: int | None = None, log: Callable[[s
             passed = passed and ok
             m["variants"][vname] = {"overrides": overrides, "passed": ok, **{
                 k: vm[k] for k in ("heldout_top1_pct", "heldout_per_class_top1_pct", "train_top1_pct", "steps",
-                                   "max_steps", "lr", "n_train", "train_seconds")}}
+                                   "max_steps", "lr", "n_train", "train_seconds", "image_pretrain") if k in vm}}
             expected["variants"][vname] = vexp
-            parts.append(f"{vm['heldout_top1_pct']:.1f} % ({vname}, {vrule})")
+            start_from = ", from a frame-trained image model" if "image_pretrain" in vm else ""
+            parts.append(f"{vm['heldout_top1_pct']:.1f} % ({vname}{start_from}, {vrule})")
     summary = (f"{', '.join(parts)} held-out top-1 on 8 motion classes (chance 12.5 %; "
                f"{'temporal model' if spec.temporal else 'order-agnostic model'}, {rule}) after {m['steps']} steps, "
                f"{m['train_seconds']:.0f} s on CPU")

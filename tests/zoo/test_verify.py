@@ -255,6 +255,34 @@ def test_motion_check_uses_model_settings_and_variants(monkeypatch):
     assert check["status"] == "passed" and all(kw["max_steps"] == 2 for _, kw in seen)
 
 
+def test_motion_can_start_from_a_frame_trained_image_model():
+    """image_pretrain_steps: the image model trains on single frames, then its weights seed the video model."""
+    import dataclasses
+
+    from videozoo.models.timesformer import init_from_vit
+
+    spec = registry.get_spec("timesformer")
+    cfg = registry.make_config("timesformer", "tiny", num_classes=8)
+    sd, pm = verify.pretrain_image(spec, cfg, steps=3, n_train=64, n_test=20, batch_size=16)
+    assert pm["model"] == "vit" and pm["steps"] == 3 and pm["chance_pct"] == pytest.approx(100 / 12)
+    assert sd["head.weight"].shape == (12, cfg.embed_dim)  # orientation bins, not motion classes
+    loaded = []
+
+    def init(model, state_dict):
+        loaded.append(state_dict)
+        return init_from_vit(model, state_dict)
+
+    spec = dataclasses.replace(spec, image_init=(spec.image_init[0], init))
+    m = verify.train_motion(spec, cfg, n_train=32, n_test=16, max_steps=1, batch_size=16, image_pretrain_steps=2)
+    assert len(loaded) == 1 and m["image_pretrain"]["steps"] == 2
+    assert 0.0 <= m["image_pretrain"]["heldout_top1_pct"] <= 100.0
+    # without pre-training nothing is loaded and nothing is recorded
+    m = verify.train_motion(spec, cfg, n_train=32, n_test=16, max_steps=1, batch_size=16)
+    assert len(loaded) == 1 and "image_pretrain" not in m
+    with pytest.raises(ValueError, match="image_init"):
+        verify.pretrain_image(registry.get_spec("zz-checked"), registry.make_config("zz-checked", "tiny"), steps=3)
+
+
 def test_motion_variant_shape_is_checked():
     with pytest.raises(ValueError, match="motion variant 'bad'"):
         register_model("zztest_badvariant", alias="zz-badvariant", stage=1, config=_Conv3dConfig,

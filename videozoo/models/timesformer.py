@@ -234,38 +234,6 @@ class TimeSformer(nn.Module):
         return self.head(self.forward_features(x))
 
 
-@register_model(
-    "bertasius2021spacetime",
-    alias="timesformer",
-    stage=2,
-    config=TimeSformerConfig,
-    reported=(Reported("params_m", 121.4, "survey 003_cde90359197f8a1e.txt, Table 1",
-                       note="TimeSformer (base, divided attention, 8x224x224)"),),
-    temporal=True,
-    # from scratch a transformer needs more clips and steps than the CNNs (600 steps at 2e-3: 13.2 %)
-    motion={"lr": 1e-3, "max_steps": 3000, "n_train": 4000},
-    # the paper's ablation (Table 1): space-only attention pools frames without order.  Joint
-    # attention over all 512 tokens sits at chance for ~2000 steps before it finds the
-    # same-place-across-frames pairing that divided attention has built in, so it gets a
-    # longer schedule: 16.8 % held-out after 3000 steps at lr 1e-3 with 4000 clips, 72.2 %
-    # after 8000; with 8000 clips, 84.5 % at lr 2e-3 and 87.25 % at lr 3e-3 (89.7 % training
-    # top-1, 88 % from step ~5000; still short of 90 %): per class, the clockwise /
-    # anticlockwise pair stays at chance (48 % / 50 %), the other six classes reach 100 %.
-    # Tried at lr 2e-3 and stopped: 4 blocks (42.0 % training top-1 at step 3000, 2 blocks
-    # 76.5 %), 2 heads of width 16 (24.6 % at step 4000), D 64 with 4 heads (20.7 % at 2500).
-    # On 4-frame clips (256 tokens), lr 3e-3, 8000 clips and steps, the same plateau with the
-    # rotation pair at chance: 2 blocks 88.5 %, 3 blocks 88.75 %, 2 blocks with sin-cos
-    # initialised (learned) positions 86.75 %, D 64 with 8 heads 88.25 %, while divided
-    # attention learns the pair there too (94.0 %, 78 % / 80 %); so sequence length, depth,
-    # head count and position init are not the limit.
-    motion_variants={"joint": ({"attention": "joint"}, True, {"lr": 3e-3, "max_steps": 8000, "n_train": 8000}),
-                     "space-only": ({"attention": "space-only"}, False)},
-)
-def timesformer(config: TimeSformerConfig) -> TimeSformer:
-    """Build a :class:`TimeSformer` from ``config``."""
-    return TimeSformer(config)
-
-
 # --------------------------------------------------------------------------- initialisation
 
 
@@ -312,6 +280,42 @@ def init_from_vit(model: TimeSformer, vit_state_dict: dict) -> TimeSformer:
         else:
             blk.load_state_dict(block_sd)
     return model
+
+
+# --------------------------------------------------------------------------- registration
+
+
+@register_model(
+    "bertasius2021spacetime",
+    alias="timesformer",
+    stage=2,
+    config=TimeSformerConfig,
+    reported=(Reported("params_m", 121.4, "survey 003_cde90359197f8a1e.txt, Table 1",
+                       note="TimeSformer (base, divided attention, 8x224x224)"),),
+    temporal=True,
+    # from scratch a transformer needs more clips and steps than the CNNs (600 steps at 2e-3: 13.2 %)
+    motion={"lr": 1e-3, "max_steps": 3000, "n_train": 4000},
+    # the paper's ablation (Table 1): space-only attention pools frames without order.  Joint
+    # attention over all 512 tokens sits at chance for ~2000 steps before it finds the
+    # same-place-across-frames pairing that divided attention has built in, so it gets a
+    # longer schedule: 16.8 % held-out after 3000 steps at lr 1e-3 with 4000 clips, 72.2 %
+    # after 8000; with 8000 clips, 84.5 % at lr 2e-3 and 87.25 % at lr 3e-3 (89.7 % training
+    # top-1, 88 % from step ~5000; still short of 90 %): per class, the clockwise /
+    # anticlockwise pair stays at chance (48 % / 50 %), the other six classes reach 100 %.
+    # Tried at lr 2e-3 and stopped: 4 blocks (42.0 % training top-1 at step 3000, 2 blocks
+    # 76.5 %), 2 heads of width 16 (24.6 % at step 4000), D 64 with 4 heads (20.7 % at 2500).
+    # On 4-frame clips (256 tokens), lr 3e-3, 8000 clips and steps, the same plateau with the
+    # rotation pair at chance: 2 blocks 88.5 %, 3 blocks 88.75 %, 2 blocks with sin-cos
+    # initialised (learned) positions 86.75 %, D 64 with 8 heads 88.25 %, while divided
+    # attention learns the pair there too (94.0 %, 78 % / 80 %); so sequence length, depth,
+    # head count and position init are not the limit.
+    image_init=(image_config, init_from_vit),
+    motion_variants={"joint": ({"attention": "joint"}, True, {"lr": 3e-3, "max_steps": 8000, "n_train": 8000}),
+                     "space-only": ({"attention": "space-only"}, False)},
+)
+def timesformer(config: TimeSformerConfig) -> TimeSformer:
+    """Build a :class:`TimeSformer` from ``config``."""
+    return TimeSformer(config)
 
 
 # --------------------------------------------------------------------------- key mapping

@@ -30,7 +30,9 @@ measurement, never from a hand-written value:
     The tiny config with 8 classes is trained with AdamW on the synthetic motion dataset
     (:mod:`videozoo.data.synthetic`, opposite classes hold the same frames in reverse order)
     and evaluated on held-out clips. Expected: >= 90 % top-1 when the model is registered as
-    ``temporal``, <= 30 % (chance 12.5 %) when it is not.
+    ``temporal``, <= 30 % (chance 12.5 %) when it is not.  Models and variants may declare
+    their own schedule; with ``image_pretrain_steps`` the model starts, as its paper does, from
+    an image model, here trained on single synthetic frames (:func:`pretrain_image`).
 ``gpu``
     Only with CUDA: bf16 autocast forward + backward of the paper config at the paper input,
     clips/s and peak memory (``torch.cuda.max_memory_allocated``).

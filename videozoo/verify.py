@@ -396,12 +396,11 @@ def pretrain_image(
             registered model has the image config's class.
     """
     from videozoo.data.synthetic import make_orientation_dataset
-    from videozoo.registry import _REGISTRY
 
     if spec.image_init is None or steps <= 0:
         raise ValueError(f"{spec.alias}: image pre-training needs spec.image_init and steps > 0 (steps={steps})")
     image_cfg = dataclasses.replace(spec.image_init[0](cfg), num_classes=bins)
-    image_specs = [s for s in _REGISTRY.values() if s.config_cls is type(image_cfg)]
+    image_specs = [s for s in map(get_spec, list_models()) if s.config_cls is type(image_cfg)]
     if not image_specs:
         raise ValueError(f"{spec.alias}: no registered model takes a {type(image_cfg).__name__}")
     size = image_cfg.img_size

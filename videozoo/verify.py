@@ -452,12 +452,12 @@ def train_motion(
     """Train ``cfg`` on the synthetic motion set; return accuracies, steps and seconds.
 
     AdamW with a 5 % linear warm-up and cosine decay over ``max_steps``; stops early once the
-    training accuracy over the last epoch reaches ``stop_train_acc``.  With
-    ``image_pretrain_steps > 0`` the model starts from an image model trained that many steps
-    on single frames (:func:`pretrain_image`, through ``spec.image_init``, as the paper starts
-    from ImageNet weights) instead of from random weights; that run's figures are returned
-    under ``image_pretrain``. BatchNorm statistics are
+    training accuracy over the last epoch reaches ``stop_train_acc``.  BatchNorm statistics are
     recomputed on training batches before the held-out evaluation (:func:`precise_bn`).
+    With ``image_pretrain_steps > 0`` the model starts from an image model trained that many
+    steps on single frames (:func:`pretrain_image`, through ``spec.image_init``, as the paper
+    starts from ImageNet weights) instead of from random weights; that run's figures are
+    returned under ``image_pretrain``.
     Accuracies are in %; ``heldout_per_class_top1_pct`` maps each class name to its held-out
     top-1 (so a pair of opposite classes left at chance shows by name); times are in seconds.
     """

@@ -448,6 +448,7 @@ def train_motion(
     image_pretrain_steps: int = 0,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    image_cache: dict | None = None,
 ) -> dict:
     """Train ``cfg`` on the synthetic motion set; return accuracies, steps and seconds.
 
@@ -457,7 +458,9 @@ def train_motion(
     With ``image_pretrain_steps > 0`` the model starts from an image model trained that many
     steps on single frames (:func:`pretrain_image`, through ``spec.image_init``, as the paper
     starts from ImageNet weights) instead of from random weights; that run's figures are
-    returned under ``image_pretrain``.
+    returned under ``image_pretrain``.  Pass the same ``image_cache`` dict to several calls to
+    train that image model once: a later call with the same image config, steps and seed
+    reuses its weights.
     Accuracies are in %; ``heldout_per_class_top1_pct`` maps each class name to its held-out
     top-1 (so a pair of opposite classes left at chance shows by name); times are in seconds.
     """
@@ -477,7 +480,15 @@ def train_motion(
 
     pretrained = None
     if image_pretrain_steps > 0:
-        image_sd, pretrained = pretrain_image(spec, cfg, image_pretrain_steps, seed=seed, log=log)
+        key = (spec.key, repr(spec.image_init[0](cfg)) if spec.image_init else None, image_pretrain_steps, seed)
+        if image_cache is not None and key in image_cache:
+            image_sd, pretrained = image_cache[key]
+            if log:
+                log("  image pre-training: reusing the image model trained earlier in this check")
+        else:
+            image_sd, pretrained = pretrain_image(spec, cfg, image_pretrain_steps, seed=seed, log=log)
+            if image_cache is not None:
+                image_cache[key] = (image_sd, pretrained)
     torch.manual_seed(seed)
     model = spec.builder(cfg)
     if pretrained is not None:
@@ -549,18 +560,20 @@ def check_motion(spec: ModelSpec, max_steps: int | None = None, log: Callable[[s
     cli = {} if max_steps is None else {"max_steps": max_steps}  # the command line wins over everything
     settings = {**spec.motion, **cli}
     cfg = make_config(spec.key, "tiny", num_classes=8)
-    m = train_motion(spec, cfg, log=log, **settings)
+    image_cache: dict = {}  # the image model a video model starts from is trained once per check
+    m = train_motion(spec, cfg, log=log, image_cache=image_cache, **settings)
     acc = m["heldout_top1_pct"]
     passed, expected, rule = _motion_verdict(acc, spec.temporal)
     name = getattr(cfg, "attention", None) or getattr(cfg, "variant", None) or "tiny"
-    parts = [f"{acc:.1f} %" + (f" ({name})" if spec.motion_variants else "")]
+    main_from = ", from a frame-trained image model" if "image_pretrain" in m else ""
+    parts = [f"{acc:.1f} %" + (f" ({name}{main_from})" if spec.motion_variants else main_from)]
     if spec.motion_variants:
         m["variants"], expected["variants"] = {}, {}
         for vname, (overrides, temporal, vsettings) in spec.motion_variants.items():
             vset = {**spec.motion, **vsettings, **cli}
             if log:
                 log(f"  variant {vname}: {overrides} {vsettings or ''}")
-            vm = train_motion(spec, dataclasses.replace(cfg, **overrides), log=log, **vset)
+            vm = train_motion(spec, dataclasses.replace(cfg, **overrides), log=log, image_cache=image_cache, **vset)
             ok, vexp, vrule = _motion_verdict(vm["heldout_top1_pct"], temporal)
             passed = passed and ok
             m["variants"][vname] = {"overrides": overrides, "passed": ok, **{

@@ -283,6 +283,32 @@ def test_motion_can_start_from_a_frame_trained_image_model():
         verify.pretrain_image(registry.get_spec("zz-checked"), registry.make_config("zz-checked", "tiny"), steps=3)
 
 
+def test_image_model_is_trained_once_per_check(monkeypatch):
+    """train_motion with a shared image_cache: one pre-training per image config, steps and seed,
+    and training the video model leaves the cached image weights untouched."""
+    import dataclasses
+
+    spec = registry.get_spec("timesformer")
+    cfg = registry.make_config("timesformer", "tiny", num_classes=8)
+    real, calls = verify.pretrain_image, []
+
+    def counted(*args, **kwargs):
+        calls.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(verify, "pretrain_image", counted)
+    cache: dict = {}
+    kw = dict(n_train=32, n_test=16, max_steps=2, batch_size=16, image_cache=cache)
+    a = verify.train_motion(spec, cfg, image_pretrain_steps=2, **kw)
+    (image_sd, _), = cache.values()
+    before = {k: v.clone() for k, v in image_sd.items()}
+    b = verify.train_motion(spec, dataclasses.replace(cfg, attention="joint"), image_pretrain_steps=2, **kw)
+    assert calls == [2] and a["image_pretrain"] == b["image_pretrain"]
+    assert all(torch.equal(before[k], v) for k, v in image_sd.items())
+    verify.train_motion(spec, cfg, image_pretrain_steps=3, **kw)  # other steps: a new image model
+    assert calls == [2, 3] and len(cache) == 2
+
+
 def test_motion_variant_shape_is_checked():
     with pytest.raises(ValueError, match="motion variant 'bad'"):
         register_model("zztest_badvariant", alias="zz-badvariant", stage=1, config=_Conv3dConfig,

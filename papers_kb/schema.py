@@ -347,7 +347,7 @@ class SourceDoc(Strict):
 
 # --- reproduction records written by videozoo.verify ------------------------------------
 
-CHECK_NAMES = ("builds", "runs", "reference", "inflation", "motion", "gpu")
+CHECK_NAMES = ("builds", "runs", "reference", "inflation", "motion", "zero_shot", "video_qa", "memory", "gpu")
 
 
 class Check(Strict):
@@ -357,7 +357,7 @@ class Check(Strict):
     otherwise (e.g. "no GPU on this machine").
     """
 
-    name: Literal["builds", "runs", "reference", "inflation", "motion", "gpu"]
+    name: Literal["builds", "runs", "reference", "inflation", "motion", "zero_shot", "video_qa", "memory", "gpu"]
     status: Literal["passed", "failed", "not-run"]
     summary: str
     reason: str | None = None

@@ -11,7 +11,15 @@ A model file registers one builder per paper::
     def tsm(config: TSMConfig) -> TSM:
         return TSM(config)
 
-and optionally extra checks that ``videozoo.verify`` runs::
+Further configurations of the same paper (model sizes, the paper's ablated designs, the
+authors' other recipes) are registered variants, as timm registers ``vit_base_patch16_224``::
+
+    register_variant("tsn_r50", of="wang2016tsn", overrides={"backbone": "resnet50"},
+                     reported=(Reported("params_m", 24.3, "..."),))
+
+``create("tsn_r50")`` builds it; its checks are recorded under its own name.
+
+And optionally extra checks that ``videozoo.verify`` runs::
 
     @register_check("lin2019tsm", "reference")
     def _tsm_matches_roll() -> dict: ...
@@ -34,11 +42,14 @@ from torch import nn
 __all__ = [
     "Reported",
     "ModelSpec",
+    "Variant",
     "register_model",
+    "register_variant",
     "register_check",
     "create",
     "get_spec",
     "list_models",
+    "list_names",
 ]
 
 
@@ -92,6 +103,8 @@ class ModelSpec:
             third element updates ``motion`` for that variant only, e.g.
             ``({"attention": "joint"}, True, {"max_steps": 8000})`` for a variant that
             needs a longer schedule.  Stored as 3-tuples (an empty dict when not given).
+        variant: The :class:`Variant` this spec was derived from (``None`` for the paper's
+            default model, registered by :func:`register_model`).
         image_init: For a video model that the paper initialises from an image model:
             ``(image_config, init)``, where ``image_config(config)`` gives the config of the
             registered image model (e.g. a ``ViTConfig``) and ``init(model, image_state_dict)``
@@ -112,6 +125,7 @@ class ModelSpec:
     motion: dict[str, Any] = field(default_factory=dict)
     motion_variants: dict[str, tuple[dict[str, Any], bool, dict[str, Any]]] = field(default_factory=dict)
     image_init: tuple[Callable[[Any], Any], Callable[[nn.Module, dict], nn.Module]] | None = None
+    variant: "Variant | None" = None
 
     @property
     def source_file(self) -> str:
@@ -119,8 +133,36 @@ class ModelSpec:
         return self.module.replace(".", "/") + ".py"
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A named configuration of a registered paper's model (see :func:`register_variant`).
+
+    Attributes:
+        name: Registered name, e.g. ``"vivit_fe"`` or ``"uniformerv2_b16_k400"``.
+        key: Paper key of the model it configures.
+        overrides: Config fields replaced in both ``paper()`` and ``tiny()`` (what makes the
+            variant a different design, e.g. ``{"model": "factorised_encoder"}``).
+        paper_overrides: Config fields replaced in ``paper()`` only (sizes: depth, width).
+        reported: Figures reported for this variant (replace the paper model's).
+        temporal: Motion expectation when it differs from the paper model's.
+        motion: Motion-check settings updating the paper model's.
+        description: One line saying what the variant is and where it comes from (paper
+            table, recipe file of the authors' release).
+    """
+
+    name: str
+    key: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    paper_overrides: dict[str, Any] = field(default_factory=dict)
+    reported: tuple[Reported, ...] = ()
+    temporal: bool | None = None
+    motion: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
 _REGISTRY: dict[str, ModelSpec] = {}
 _ALIASES: dict[str, str] = {}
+_VARIANTS: dict[str, Variant] = {}
 
 
 def register_model(
@@ -149,7 +191,7 @@ def register_model(
         variants[name] = (dict(v[0]), bool(v[1]), dict(v[2]) if len(v) == 3 else {})
 
     def decorator(builder: Callable[[Any], nn.Module]) -> Callable[[Any], nn.Module]:
-        if key in _REGISTRY or alias in _ALIASES:
+        if key in _REGISTRY or alias in _ALIASES or alias in _VARIANTS:
             raise ValueError(f"model {key!r} / alias {alias!r} registered twice")
         _REGISTRY[key] = ModelSpec(
             key=key,
@@ -169,6 +211,38 @@ def register_model(
         return builder
 
     return decorator
+
+
+def register_variant(
+    name: str,
+    *,
+    of: str,
+    overrides: dict[str, Any] | None = None,
+    paper_overrides: dict[str, Any] | None = None,
+    reported: tuple[Reported, ...] = (),
+    temporal: bool | None = None,
+    motion: dict[str, Any] | None = None,
+    description: str = "",
+) -> Variant:
+    """Register ``name`` as a variant of the model registered under paper key ``of``.
+
+    Raises:
+        KeyError: if ``of`` is not registered (register the variant below the builder).
+        ValueError: if ``name`` is already a registered name, or an override names a field the
+            config does not have.
+    """
+    if of not in _REGISTRY:
+        raise KeyError(f"variant {name!r}: model {of!r} is not registered")
+    if name in _VARIANTS or name in _ALIASES or name in _REGISTRY:
+        raise ValueError(f"variant {name!r} registered twice (or clashes with a model name)")
+    names = {f.name for f in dataclasses.fields(_REGISTRY[of].config_cls)}
+    unknown = (set(overrides or {}) | set(paper_overrides or {})) - names
+    if unknown:
+        raise ValueError(f"variant {name!r}: {_REGISTRY[of].config_cls.__name__} has no field(s) {sorted(unknown)}")
+    v = Variant(name, of, dict(overrides or {}), dict(paper_overrides or {}), tuple(reported), temporal,
+                dict(motion or {}), description)
+    _VARIANTS[name] = v
+    return v
 
 
 def register_check(key: str, name: str) -> Callable[[Callable[[], dict]], Callable[[], dict]]:
@@ -199,9 +273,15 @@ def get_spec(name: str) -> ModelSpec:
         KeyError: naming the known models, if ``name`` is unknown.
     """
     _load_all()
+    if name in _VARIANTS:
+        v = _VARIANTS[name]
+        base = _REGISTRY[v.key]
+        return dataclasses.replace(
+            base, alias=v.name, reported=v.reported, variant=v,
+            temporal=base.temporal if v.temporal is None else v.temporal, motion={**base.motion, **v.motion})
     key = _ALIASES.get(name, name)
     if key not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(_ALIASES))}")
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(list_names())}")
     return _REGISTRY[key]
 
 
@@ -211,11 +291,22 @@ def list_models(stage: int | None = None) -> list[str]:
     return sorted(k for k, s in _REGISTRY.items() if stage is None or s.stage == stage)
 
 
+def list_names(stage: int | None = None) -> list[str]:
+    """Every registered name: each paper's alias and its variants (optionally of one stage), sorted.
+
+    These are the names :func:`create` accepts and ``videozoo.verify`` writes records for.
+    """
+    _load_all()
+    out = [s.alias for s in _REGISTRY.values() if stage is None or s.stage == stage]
+    out += [v.name for v in _VARIANTS.values() if stage is None or _REGISTRY[v.key].stage == stage]
+    return sorted(out)
+
+
 def create(name: str, config: str | Any = "paper", num_classes: int | None = None, **overrides: Any) -> nn.Module:
     """Build a model by paper key or alias.
 
     Args:
-        name: Paper key (``"lin2019tsm"``) or alias (``"tsm"``).
+        name: Paper key (``"lin2019tsm"``), alias (``"tsm"``) or variant (``"tsn_r50"``).
         config: ``"paper"``, ``"tiny"`` or a config instance.
         num_classes: Overrides the config's number of classes.
         **overrides: Other config fields to replace.
@@ -238,6 +329,9 @@ def make_config(name: str, config: str | Any = "paper", num_classes: int | None 
         if config not in ("paper", "tiny"):
             raise ValueError(f"config must be 'paper', 'tiny' or a {spec.config_cls.__name__}, got {config!r}")
         cfg = getattr(spec.config_cls, config)()
+        if spec.variant is not None:
+            cfg = dataclasses.replace(cfg, **{**spec.variant.overrides,
+                                               **(spec.variant.paper_overrides if config == "paper" else {})})
     else:
         cfg = config
     if num_classes is not None:

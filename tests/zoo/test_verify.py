@@ -237,7 +237,7 @@ def test_motion_check_uses_model_settings_and_variants(monkeypatch):
         m["heldout_top1_pct"] = next(accuracies)  # the verdict logic is what is tested here
         return m
 
-    monkeypatch.setattr(verify, "train_motion", fake_train)
+    monkeypatch.setattr(verify.motion, "train_motion", fake_train)
     check = verify.check_motion(spec)
     assert [w for w, _ in seen] == [4, 2, 6]
     assert all(kw["lr"] == 1e-3 and kw["max_steps"] == 3 and kw["n_train"] == 64 for _, kw in seen[:2])
@@ -296,7 +296,7 @@ def test_image_model_is_trained_once_per_check(monkeypatch):
         calls.append(args[2])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(verify, "pretrain_image", counted)
+    monkeypatch.setattr(verify.motion, "pretrain_image", counted)
     cache: dict = {}
     kw = dict(n_train=32, n_test=16, max_steps=2, batch_size=16, image_cache=cache)
     a = verify.train_motion(spec, cfg, image_pretrain_steps=2, **kw)

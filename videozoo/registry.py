@@ -46,6 +46,7 @@ __all__ = [
     "register_model",
     "register_variant",
     "register_check",
+    "EVIDENCE_KINDS",
     "create",
     "get_spec",
     "list_models",
@@ -103,6 +104,7 @@ class ModelSpec:
             third element updates ``motion`` for that variant only, e.g.
             ``({"attention": "joint"}, True, {"max_steps": 8000})`` for a variant that
             needs a longer schedule.  Stored as 3-tuples (an empty dict when not given).
+        check_evidence: Evidence kind of each extra check (see :data:`EVIDENCE_KINDS`).
         variant: The :class:`Variant` this spec was derived from (``None`` for the paper's
             default model, registered by :func:`register_model`).
         image_init: For a video model that the paper initialises from an image model:
@@ -125,6 +127,7 @@ class ModelSpec:
     motion: dict[str, Any] = field(default_factory=dict)
     motion_variants: dict[str, tuple[dict[str, Any], bool, dict[str, Any]]] = field(default_factory=dict)
     image_init: tuple[Callable[[Any], Any], Callable[[nn.Module, dict], nn.Module]] | None = None
+    check_evidence: dict[str, str | None] = field(default_factory=dict)
     variant: "Variant | None" = None
 
     @property
@@ -245,17 +248,29 @@ def register_variant(
     return v
 
 
-def register_check(key: str, name: str) -> Callable[[Callable[[], dict]], Callable[[], dict]]:
+EVIDENCE_KINDS = ("independent-reference", "self-consistency", "control", "training")
+"""What a check's evidence is: compared with independent code (a library, an executable
+restatement of the paper's equations sharing no module with the model, or the layer table of
+the authors' release); compared with the model's own code; a model that by design cannot
+solve the task; a trained result over seeds."""
+
+
+def register_check(key: str, name: str, evidence: str | None = None) -> Callable[[Callable[[], dict]], Callable[[], dict]]:
     """Decorator adding an extra verification check (e.g. ``"reference"``) to a model.
 
     The model must be registered first (put the check below the builder in the file).
+    ``evidence`` is one of :data:`EVIDENCE_KINDS` and says what the check compares against.
 
     Raises:
         KeyError: if ``key`` is not registered.
+        ValueError: if ``evidence`` is not one of :data:`EVIDENCE_KINDS`.
     """
+    if evidence is not None and evidence not in EVIDENCE_KINDS:
+        raise ValueError(f"check {name!r} of {key!r}: evidence must be one of {EVIDENCE_KINDS}, got {evidence!r}")
 
     def decorator(fn: Callable[[], dict]) -> Callable[[], dict]:
         _REGISTRY[key].checks[name] = fn
+        _REGISTRY[key].check_evidence[name] = evidence
         return fn
 
     return decorator

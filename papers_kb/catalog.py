@@ -15,7 +15,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
@@ -552,9 +552,10 @@ def _cross_check(cat: Catalog, ld: _Loader, nodes: dict, result_nodes: list) -> 
             ld.problem(path, line_of(node, ("paper",)), "paper", f"unknown paper {r.paper!r}")
         if r.dataset is not None and r.dataset not in datasets:
             ld.problem(path, line_of(node, ("dataset",)), "dataset", f"unknown dataset {r.dataset!r}")
-        if r.source.doc not in cat.sources:
+        if r.source.doc is not None and r.source.doc not in cat.sources:
             ld.problem(path, line_of(node, ("source", "doc")), "source.doc", f"unknown source document {r.source.doc!r}")
-        ident = (r.paper, r.method, r.dataset, r.metric, r.setting, r.source.doc, r.source.section)
+        ident = (r.paper, r.method, r.dataset, r.metric, r.setting, r.frames, r.clips, r.crops, r.resolution,
+                 r.pretrain, r.backbone, r.modality, r.source.doc, r.source.paper, r.source.url, r.source.section)
         if ident in seen_results:
             p0, l0 = seen_results[ident]
             ld.problem(path, node.lc.line + 1, "", f"duplicate result (same paper, method, dataset, metric, setting "
@@ -597,3 +598,69 @@ def _cross_check(cat: Catalog, ld: _Loader, nodes: dict, result_nodes: list) -> 
         if key not in papers:
             loc = cat.where[("reproduction", key)]
             ld.problems.append(Problem(loc.path, 0, "paper", f"unknown paper {key!r}"))
+
+    _check_curation(cat, ld, result_nodes, papers, at, warn)
+
+
+# Author entries that stand for a truncated list ("et al.", "and others").
+_TRUNCATED_AUTHOR = re.compile(r"(^|\s)(et\.?\s+al\.?|and\s+others|others)$", re.I)
+
+
+def arxiv_year(arxiv_id: str) -> int:
+    """Year of an arXiv id's first version: ``2602.03589`` -> 2026, ``hep-th/9901001`` -> 1999."""
+    yy = int(arxiv_id.split("/")[-1][:2])
+    return (1900 if yy >= 91 else 2000) + yy
+
+
+def _check_curation(cat: Catalog, ld: _Loader, result_nodes: list, papers: dict, at: Callable, warn: Callable) -> None:
+    """Curation checks (issue 25): author lists, the year rule, one kind per key, result sources.
+
+    * an author entry "et al." / "others" (a truncated list) -> error; a name in the
+      "Last, First" form, or an empty author list without ``authors_note`` -> warning;
+    * a published paper whose ``year`` precedes its arXiv id's year, or a preprint whose
+      ``year`` is not its arXiv id's year, without ``year_note`` -> error;
+    * a key used by entries of two kinds (paper, dataset, repo, resource) -> error;
+    * a result whose ``source.paper`` or ``source.repo`` is unknown, or whose ``source.url``
+      is not inside its ``source.repo`` -> error.
+    """
+    for key, p in cat.papers.items():
+        for i, name in enumerate(p.authors):
+            if _TRUNCATED_AUTHOR.search(name):
+                at("papers", key, f"authors[{i}]", f"{name!r} stands for a truncated author list; "
+                   "list every author, or leave authors empty and explain in authors_note", ("authors", i))
+            elif "," in name:
+                warn("papers", key, f"authors[{i}]", f"{name!r}: write names as 'First Last' (with family_names "
+                     "for a family name of several words), not 'Last, First'")
+        if not p.authors and not p.authors_note:
+            warn("papers", key, "authors", "no authors; add them, or say in authors_note why they are unknown")
+        if p.arxiv_id and p.year and not p.year_note:
+            first = arxiv_year(p.arxiv_id)
+            if p.venue_type == "preprint" and p.year != first:
+                at("papers", key, "year", f"a preprint's year is its arXiv v1 year ({first} for {p.arxiv_id}), "
+                   f"not {p.year}; or explain in year_note")
+            elif p.venue_type != "preprint" and p.year < first:
+                at("papers", key, "year", f"year {p.year} precedes the year of arXiv id {p.arxiv_id} ({first}); "
+                   "say why in year_note (e.g. the arXiv version was posted after publication)")
+
+    owners: dict[str, str] = {}
+    for kind in ("papers", "datasets", "repos", "resources"):
+        for key in getattr(cat, kind):
+            if key in owners:
+                first = cat.where[(owners[key], key)]
+                at(kind, key, "key", f"key {key!r} is also a {owners[key][:-1]} key ({first.path}:{first.line}); "
+                   "a key names entries of one kind only")
+            else:
+                owners[key] = kind
+
+    for path, node, r in result_nodes:
+        src = r.source
+        if src.paper is not None and src.paper not in papers:
+            ld.problem(path, line_of(node, ("source", "paper")), "source.paper", f"unknown paper {src.paper!r}")
+        if src.repo is not None:
+            repo = cat.repos.get(src.repo)
+            if repo is None:
+                if src.repo not in ld.invalid_keys:
+                    ld.problem(path, line_of(node, ("source", "repo")), "source.repo", f"unknown repo {src.repo!r}")
+            elif src.url and not normalise_repo_url(src.url).startswith(normalise_repo_url(repo.url)):
+                ld.problem(path, line_of(node, ("source", "url")), "source.url",
+                           f"{src.url} is not a file of repo {src.repo!r} ({repo.url})")

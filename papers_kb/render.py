@@ -34,7 +34,8 @@ METRIC_LABELS = {
     "top1": "top-1 (%)", "top5": "top-5 (%)", "params": "params (M)", "gflops": "GFLOPs",
     "fps": "frames/s", "latency": "latency (ms)", "gpus": "GPUs", "speedup": "speed-up (x)", "other": "value",
 }
-KIND_LABELS = {"paper-reported": "reported by the paper", "survey-reported": "reported by a survey",
+KIND_LABELS = {"paper-reported": "reported by the paper", "author-reported": "released by the authors",
+               "library-measured": "measured by a library", "survey-reported": "reported by a survey",
                "measured": "measured here"}
 
 _MD_SPECIAL = {c: f"&#{ord(c)};" for c in "\\`*_[]{}|~$#!"}
@@ -223,10 +224,25 @@ class Views:
                     f"{r.clips}x{r.crops} views" if r.clips and r.crops else None,
                     f"{r.resolution}px" if r.resolution else None,
                     f"pre-trained on {r.pretrain}" if r.pretrain else None,
+                    r.backbone,
                 ) if x
             ),
-            "source": self.source_label(r.source.doc, r.source.section),
+            "source": self.result_source_label(r),
         }
+
+    def result_source_label(self, r: Result) -> dict[str, str]:
+        """Link target and name of where a result was read: seed document, paper or repository file."""
+        src = r.source
+        if src.doc is not None:
+            return self.source_label(src.doc, src.section)
+        if src.paper is not None:
+            title = self.cat.papers[src.paper].title if src.paper in self.cat.papers else src.paper
+            return {"doc": "", "title": title, "short": "the paper", "section": src.section or "",
+                    "href": self.paper_href(src.paper)}
+        repo = self.cat.repos.get(src.repo) if src.repo else None
+        short = (repo.name or repo.key) if repo else "repository file"
+        return {"doc": "", "title": src.url or "", "short": short, "section": src.section or "",
+                "href": src.url or ""}
 
     def source_label(self, doc: str, section: str | None) -> dict[str, str]:
         d = self.cat.sources.get(doc)

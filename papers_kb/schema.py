@@ -109,6 +109,39 @@ class SourceRef(Strict):
     note: str | None = None
 
 
+class ResultSource(Strict):
+    """Where a :class:`Result` number was read: exactly one of ``doc``, ``paper`` or ``url``.
+
+    * ``doc`` -- a seed document (a :class:`SourceDoc` key), e.g. the survey's Table 1;
+    * ``paper`` -- the paper itself (a :class:`Paper` key; usually the result's own paper),
+      with ``section`` naming its table or section as the paper numbers it ("Table 3");
+    * ``url`` -- a file of a code repository, pinned to a commit where possible, e.g. the
+      authors' README model-zoo table or an MMAction2 ``metafile.yml``; ``repo`` optionally
+      names the :class:`Repo` entry the file belongs to (its URL must then start with the
+      repository's URL), and ``section`` the heading or table inside the file.
+
+    Raises:
+        ValueError: when none or more than one of ``doc``, ``paper``, ``url`` is given.
+    """
+
+    doc: NonEmpty | None = Field(default=None, description="key of a seed document (data/sources.yaml)")
+    paper: Key | None = Field(default=None, description="key of the paper whose table states the number")
+    url: Url | None = Field(default=None, description="a repository file (README, metafile, config)")
+    repo: Key | None = Field(default=None, description="the Repo entry that url belongs to")
+    section: str | None = Field(default=None, description="table or section as the source numbers it")
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> "ResultSource":
+        given = [name for name in ("doc", "paper", "url") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("a result source names exactly one of 'doc' (seed document), 'paper' (the paper's "
+                             f"own table) or 'url' (a repository file); got {given or 'none'}")
+        if self.repo is not None and self.url is None:
+            raise ValueError("'repo' is only meaningful together with 'url'")
+        return self
+
+
 class Link(Strict):
     """An extra link of an entry (PDF mirror, project page, blog post about it ...)."""
 
@@ -140,10 +173,23 @@ class ArxivMeta(Strict):
 class Paper(Strict):
     """A research paper.
 
-    ``authors`` are written as the paper writes them ("Ji Lin"); where the family name is
-    ambiguous use BibTeX's comma form ("Van Gool, Luc"). ``venue`` is the short name of
-    where it was published ("CVPR", "NeurIPS", "TPAMI", "arXiv" for preprints) and
-    ``venue_type`` says whether that is a conference, journal, workshop ...
+    ``authors`` is the complete author list in the order of the version cited, each name
+    written "First Last" as the paper prints it ("Ji Lin", "Luc Van Gool") -- never
+    "Last, First" and never ending in "et al.". When the authors cannot be confirmed the
+    list stays empty and ``authors_note`` says why (``papers-kb validate`` warns otherwise).
+    Where the family name is more than the last word ("Luc Van Gool"), ``family_names`` records it
+    ({"Luc Van Gool": "Van Gool"}) for citation formats that write "Last, First".
+
+    ``venue`` is the short name of where the cited version appeared ("CVPR", "NeurIPS",
+    "TCSVT", "arXiv" for preprints), ``venue_type`` says whether that is a conference,
+    journal, workshop ... (a workshop paper is ``venue: ICCV Workshops``,
+    ``venue_type: workshop``).
+
+    ``year`` is the year of the version cited: the venue's publication year for a published
+    paper (the proceedings or journal issue year, even when the arXiv preprint is older), the
+    arXiv v1 year (the ``YYMM`` of the id) for a preprint. A paper whose venue year precedes
+    its arXiv id's year (the preprint was posted after publication) says so in
+    ``year_note``; ``papers-kb validate`` rejects such a paper without one.
     """
 
     kind: Literal["paper"] = "paper"
@@ -152,7 +198,16 @@ class Paper(Strict):
     short_name: str | None = Field(default=None, description="the method's usual name: TSM, I3D, ViViT")
     aliases: list[str] = Field(default_factory=list, description="other names the documents use")
     authors: list[NonEmpty] = Field(default_factory=list)
+    authors_note: str | None = Field(
+        default=None, description="why the author list is empty (required when it is; provenance, not shown as text)")
+    family_names: dict[NonEmpty, NonEmpty] = Field(
+        default_factory=dict,
+        description="family name of an author whose 'First Last' form does not show it, e.g. "
+        "{'Luc Van Gool': 'Van Gool'}, for citation formats that write 'Last, First'")
     year: Year | None = None
+    year_note: str | None = Field(
+        default=None, description="why year differs from the arXiv id's year, e.g. the venue published before "
+        "the arXiv version was posted")
     venue: str | None = None
     venue_type: Literal["conference", "journal", "workshop", "preprint", "book", "techreport", "thesis", "other"] | None = None
     volume: str | None = None
@@ -178,6 +233,15 @@ class Paper(Strict):
     )
     sources: list[SourceRef] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _family_names(self) -> "Paper":
+        for name, family in self.family_names.items():
+            if name not in self.authors:
+                raise ValueError(f"family_names: {name!r} is not one of the authors")
+            if not (name.endswith(" " + family) and len(family) < len(name)):
+                raise ValueError(f"family_names: {family!r} is not the last words of {name!r}")
+        return self
+
     @field_validator("citation_key")
     @classmethod
     def _citation_key(cls, v: str | None) -> str | None:
@@ -186,11 +250,26 @@ class Paper(Strict):
         return v
 
 
+class DatasetSplit(Strict):
+    """One partition or evaluation protocol of a dataset, e.g. ``train`` with 26320 instances.
+
+    ``videos`` counts the clips (or annotated instances) in it as the dataset's release
+    states them; ``note`` says what the split is when the name alone does not.
+    """
+
+    name: NonEmpty
+    videos: int | None = Field(default=None, gt=0)
+    note: str | None = None
+
+
 class Dataset(Strict):
     """A video dataset or benchmark.
 
-    ``videos`` and ``classes`` are counts as the source documents give them;
-    ``videos_note`` keeps a figure that is not one integer (e.g. "10024+4926+5044").
+    ``videos`` and ``classes`` are counts as the dataset's own release (or, failing that, the
+    source documents) give them; ``videos_note`` keeps a figure that is not one integer
+    (e.g. "10024+4926+5044"). ``splits`` lists the partitions or evaluation protocols and
+    ``license`` the licence as the dataset's site states it ("CC BY 4.0"); ``confirmed``
+    records where those facts were checked (provenance).
     """
 
     kind: Literal["dataset"] = "dataset"
@@ -202,12 +281,15 @@ class Dataset(Strict):
     videos: int | None = Field(default=None, gt=0)
     videos_note: str | None = None
     classes: int | None = Field(default=None, gt=0)
+    splits: list[DatasetSplit] = Field(default_factory=list)
+    license: str | None = Field(default=None, description="licence as the dataset's site states it, e.g. 'CC BY 4.0'")
     task: str | None = None
     origin: str | None = Field(default=None, description="where the videos come from, e.g. YouTube")
     papers: list[Key] = Field(default_factory=list, description="papers that introduce the dataset")
     tags: list[Key] = Field(default_factory=list)
     summary: str | None = None
     notes: str | None = None
+    confirmed: str | None = Field(default=None, description="where size, classes, splits and licence were checked")
     sources: list[SourceRef] = Field(default_factory=list)
 
 
@@ -220,8 +302,10 @@ Framework = Literal[
 class Repo(Strict):
     """A code repository (GitHub or other).
 
-    ``official`` is ``True`` when the documents mark it as the authors' code, ``False``
-    when they mark it as third-party, ``None`` when they do not say.
+    ``official`` is ``True`` when it is the authors' own code (the paper, its venue page or
+    the repository itself says so, or the owner is an author), ``False`` for a third-party
+    implementation (e.g. a library's config folder such as MMAction2's), ``None`` when
+    neither could be confirmed. ``confirmed`` records how (provenance).
     """
 
     kind: Literal["repo"] = "repo"
@@ -234,8 +318,12 @@ class Repo(Strict):
     papers: list[Key] = Field(default_factory=list, description="papers it implements")
     summary: str | None = None
     notes: str | None = None
+    confirmed: str | None = Field(default=None, description="how the URL and the official flag were checked")
     tags: list[Key] = Field(default_factory=list)
     sources: list[SourceRef] = Field(default_factory=list)
+
+
+RESULT_KINDS = ("paper-reported", "author-reported", "library-measured", "survey-reported", "measured")
 
 
 class Result(Strict):
@@ -245,6 +333,29 @@ class Result(Strict):
     ``top1`` (top-1 accuracy, %), ``top5`` (%), ``params`` (millions of parameters, M),
     ``gflops`` (GFLOPs), ``fps`` (frames per second), ``latency`` (ms), ``gpus`` (count),
     ``speedup`` (x), ``other``.
+
+    ``kind`` says who produced the number, and ``source`` (a :class:`ResultSource`) where it
+    was read:
+
+    * ``paper-reported`` -- the paper's own table (``source.paper`` + ``section``), or a seed
+      document restating the paper's claim (``source.doc``);
+    * ``author-reported`` -- the authors' code release, e.g. the model-zoo table of their
+      README (``source.url``); such numbers may differ from the paper's (re-trained models);
+    * ``library-measured`` -- a third-party library's own training and testing, e.g. an
+      MMAction2 ``metafile.yml`` (``source.url``);
+    * ``survey-reported`` -- a survey's table (``source.doc``);
+    * ``measured`` -- measured by this project (``videozoo.verify``).
+
+    The evaluation setting is given by fields, so that only rows of the same setting are
+    compared: ``frames`` (frames in one clip fed to the model), ``clips`` (temporal views
+    averaged at test time), ``crops`` (spatial views per clip), ``resolution`` (side of the
+    square crop in pixels), ``pretrain`` (data the weights were pre-trained on before the
+    benchmark, e.g. "ImageNet-21K"), ``backbone`` (e.g. "ResNet-50", "Swin-B"), ``modality``.
+    ``setting`` keeps what the source says in words when the fields cannot hold it. A field
+    the source does not state stays empty.
+
+    Raises:
+        ValueError: unit or range not matching the metric; kind not matching the source.
     """
 
     paper: Key
@@ -253,17 +364,18 @@ class Result(Strict):
     metric: Literal["top1", "top5", "params", "gflops", "fps", "latency", "gpus", "speedup", "other"]
     value: float
     unit: Literal["%", "M", "GFLOPs", "fps", "ms", "GPUs", "x", ""]
-    kind: Literal["paper-reported", "survey-reported", "measured"]
+    kind: Literal["paper-reported", "author-reported", "library-measured", "survey-reported", "measured"]
     year: Year | None = None
     family: str | None = Field(default=None, description="method family as the source groups it")
     setting: str | None = None
-    frames: int | None = Field(default=None, gt=0)
-    clips: int | None = Field(default=None, gt=0)
-    crops: int | None = Field(default=None, gt=0)
-    resolution: int | None = Field(default=None, gt=0)
-    pretrain: str | None = None
+    frames: int | None = Field(default=None, gt=0, description="frames per clip fed to the model")
+    clips: int | None = Field(default=None, gt=0, description="temporal views (clips) per video at test time")
+    crops: int | None = Field(default=None, gt=0, description="spatial views (crops) per clip at test time")
+    resolution: int | None = Field(default=None, gt=0, description="test crop side in pixels")
+    pretrain: str | None = Field(default=None, description="pre-training data, e.g. ImageNet-21K, Kinetics-400")
+    backbone: str | None = Field(default=None, description="backbone or model size, e.g. ResNet-50, Swin-B")
     modality: Literal["RGB", "Flow", "RGB+Flow", "RGB+Audio", "Pose", "Compressed", "other"] | None = None
-    source: SourceRef
+    source: ResultSource
     notes: str | None = None
 
     @model_validator(mode="after")
@@ -276,6 +388,20 @@ class Result(Strict):
             raise ValueError(f"accuracy must be between 0 and 100 %, got {self.value}")
         if self.metric in ("params", "gflops", "fps", "latency", "gpus", "speedup") and self.value <= 0:
             raise ValueError(f"{self.metric} must be > 0, got {self.value}")
+        return self
+
+    @model_validator(mode="after")
+    def _kind_matches_source(self) -> "Result":
+        src = self.source
+        allowed = {
+            "paper-reported": ("paper", "doc"),
+            "author-reported": ("url",),
+            "library-measured": ("url",),
+            "survey-reported": ("doc",),
+        }.get(self.kind)
+        if allowed and not any(getattr(src, name) is not None for name in allowed):
+            names = " or ".join(f"source.{name}" for name in allowed)
+            raise ValueError(f"a {self.kind} result needs {names}")
         return self
 
 
@@ -335,14 +461,23 @@ class Tag(Strict):
 
 
 class SourceDoc(Strict):
-    """One of the seed documents everything in ``data/`` comes from."""
+    """One of the seed documents everything in ``data/`` comes from.
+
+    ``key`` is an internal provenance id (the seed's file name); pages name the document by
+    ``title``, ``author``, ``date`` and its ``url`` or ``arxiv_id``. A field that could not be
+    established stays empty and ``notes`` says what is known (provenance, not page text).
+    """
 
     key: NonEmpty = Field(description="the seed's file name, e.g. 002_46aeb5040564a7cd.txt")
     title: NonEmpty
     kind: Literal["reading-list", "survey", "awesome-list", "resource-list", "other"]
     lang: str
+    author: str | None = Field(default=None, description="author(s) as the document names them")
+    date: _dt.date | None = Field(default=None, description="publication date (arXiv v1 date for a preprint)")
+    arxiv_id: ArxivId | None = None
     description: str | None = None
     url: Url | None = None
+    notes: str | None = Field(default=None, description="how the document was identified (provenance)")
 
 
 # --- reproduction records written by videozoo.verify ------------------------------------

@@ -42,7 +42,7 @@ import arxiv
 import requests
 
 from papers_kb.catalog import CatalogError, load_catalog, normalise_title
-from papers_kb.render import atomic_write
+from papers_kb.files import atomic_write
 from papers_kb.schema import Paper, is_arxiv_id
 
 BATCH = 100

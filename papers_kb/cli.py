@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from papers_kb.catalog import CatalogError, load_catalog
-from papers_kb.render import atomic_write
+from papers_kb.files import atomic_write
 
 
 def _root(args: argparse.Namespace) -> Path:

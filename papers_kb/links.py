@@ -531,7 +531,7 @@ class LinkCache:
     def save(self) -> None:
         if self.path is None:
             return
-        from papers_kb.render import atomic_write
+        from papers_kb.files import atomic_write
 
         atomic_write(self.path, json.dumps({"version": 1, "urls": self.entries}, indent=1, sort_keys=True) + "\n")
 
@@ -904,7 +904,7 @@ def cmd_check_links(args: argparse.Namespace) -> int:
         failed |= any(r.status == "broken" for r in results)
 
     if args.json:
-        from papers_kb.render import atomic_write
+        from papers_kb.files import atomic_write
 
         atomic_write(Path(args.json), json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         print(f"wrote {args.json}", file=sys.stderr)

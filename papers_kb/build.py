@@ -3,6 +3,9 @@
 Nothing is half-written: a validation error stops before any file is touched, and MkDocs
 builds into a temporary folder that replaces ``site/`` only when the build succeeded.
 The site generator never imports torch or videozoo.
+
+The site folder is replaced wholesale, so the build refuses one it did not make (see
+:func:`check_site_dir`): every build leaves a marker file, ``.papers-kb-site``, in its output.
 """
 
 from __future__ import annotations
@@ -16,7 +19,52 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from papers_kb.catalog import Catalog, load_catalog
+from papers_kb.files import atomic_write
 from papers_kb.render import RenderReport, render_pages, write_pages
+
+SITE_MARKER = ".papers-kb-site"
+
+
+class SiteDirError(RuntimeError):
+    """The site folder must not be (re)placed by a build; the message says why (one line)."""
+
+
+def check_site_dir(root: Path | str, site: Path | str) -> Path:
+    """Refuse a site folder whose replacement would lose something; returns it resolved.
+
+    Accepted: a folder that does not exist yet (its parent must), an empty folder, or a folder
+    holding the marker file (``.papers-kb-site``) that every build writes.
+
+    Raises:
+        SiteDirError: the parent is missing; the folder is the project root or holds it, is
+            ``data/`` or ``.git`` or lies inside them, holds ``data/`` or ``.git``, is not a
+            folder, or has files and no marker (not made by ``papers-kb build``).
+    """
+    root = Path(root).resolve()
+    site = Path(site).resolve()
+    data = (root / "data").resolve()
+
+    def refuse(why: str) -> SiteDirError:
+        return SiteDirError(f"build: refusing --site {site}: {why}")
+
+    if not site.parent.is_dir():
+        raise SiteDirError(f"build: --site {site}: parent folder {site.parent} does not exist")
+    if root == site or root.is_relative_to(site):
+        raise refuse("it is the project folder or holds it")
+    if site.is_relative_to(data):
+        raise refuse("it is data/ or inside it")
+    if ".git" in site.parts:
+        raise refuse("it is inside a .git folder")
+    if site.exists() and not site.is_dir():
+        raise refuse("it is not a folder")
+    if site.is_dir():
+        for name in ("data", ".git"):
+            if (site / name).exists():
+                raise refuse(f"it holds {name}/")
+        if any(site.iterdir()) and not (site / SITE_MARKER).is_file():
+            raise refuse(f"it has files and no {SITE_MARKER} marker, so no papers-kb build made it; "
+                         "empty or remove it, or choose another folder")
+    return site
 
 
 @dataclass
@@ -68,6 +116,8 @@ def mkdocs_build(root: Path | str = ".", site_dir: Path | str | None = None, str
     """Run ``mkdocs build`` (``--strict`` by default) into ``site_dir`` atomically.
 
     Raises:
+        SiteDirError: ``site_dir`` is a folder the build must not replace (see
+            :func:`check_site_dir`); nothing is written then.
         RuntimeError: when MkDocs aborts (in strict mode, on any warning); ``site_dir`` is
             then left as it was.
     """
@@ -76,7 +126,7 @@ def mkdocs_build(root: Path | str = ".", site_dir: Path | str | None = None, str
     from mkdocs.exceptions import Abort, ConfigurationError
 
     root = Path(root).resolve()
-    site = Path(site_dir).resolve() if site_dir else root / "site"
+    site = check_site_dir(root, site_dir if site_dir else root / "site")
     tmp = Path(tempfile.mkdtemp(prefix=".site-", dir=site.parent))
     collected: list[str] = []
 
@@ -103,11 +153,12 @@ def mkdocs_build(root: Path | str = ".", site_dir: Path | str | None = None, str
         raise
     finally:
         logger.removeHandler(handler)
+    atomic_write(tmp / SITE_MARKER, "Made by `papers-kb build`; the next build replaces this whole folder.\n")
     old = None
     if site.exists():
-        old = site.with_name(site.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        site.rename(old)
+        # moved aside under a fresh name (never a fixed one such as site.old: it may be the user's)
+        old = Path(tempfile.mkdtemp(prefix=".site-old-", dir=site.parent))
+        site.rename(old / site.name)
     tmp.rename(site)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
@@ -115,7 +166,14 @@ def mkdocs_build(root: Path | str = ".", site_dir: Path | str | None = None, str
 
 
 def build_site(root: Path | str = ".", site_dir: Path | str | None = None, strict: bool = True) -> BuildReport:
-    """Validate, render and build the static site; returns counts and step timings."""
+    """Validate, render and build the static site; returns counts and step timings.
+
+    Raises:
+        SiteDirError: before anything is written, for a site folder the build must not replace.
+        CatalogError: with every validation problem; nothing is written then.
+        RuntimeError: when MkDocs fails; the previous site is kept.
+    """
+    check_site_dir(root, site_dir if site_dir else Path(root) / "site")
     report = render_site(root)
     t0 = time.perf_counter()
     report.site_dir = mkdocs_build(root, site_dir, strict)

@@ -75,9 +75,39 @@ def _check_url(value: str) -> str:
     return value
 
 
+# Crossref's recommended DOI pattern, plus the <>[] that old Wiley DOIs hold: no spaces,
+# quotes, braces, backslashes, % or # (they would break BibTeX and links).
+DOI_RE = re.compile(r"^10\.\d{4,9}/[-._;()/:A-Za-z0-9<>\[\]+]+$")
+# An IETF language tag as pages use them: "en", "zh", "zh-Hans", "pt-BR".
+LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+# A seed document's key is its file name: letters, digits, "_", "-", "." (no path parts).
+SOURCE_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Reproduction source files: a relative path inside videozoo/, no ".." part.
+SOURCE_FILE_RE = re.compile(r"^videozoo/([A-Za-z0-9_][A-Za-z0-9_.-]*/)*[A-Za-z0-9_][A-Za-z0-9_.-]*\.py$")
+
+
 def _check_doi(value: str) -> str:
-    if not re.match(r"^10\.\d{4,9}/\S+$", value):
-        raise ValueError(f"{value!r} is not a DOI (10.xxxx/...)")
+    if not DOI_RE.match(value):
+        raise ValueError(f"{value!r} is not a DOI (10.<registrant>/<suffix> with letters, digits and -._;()/:<>[]+)")
+    return value
+
+
+def _check_lang(value: str) -> str:
+    if not LANG_RE.match(value):
+        raise ValueError(f"{value!r} is not a language code (ISO 639-1 such as 'en', 'zh', or a tag such as 'zh-Hans')")
+    return value
+
+
+def _check_source_key(value: str) -> str:
+    if not SOURCE_KEY_RE.match(value) or ".." in value:
+        raise ValueError(f"{value!r} is not a source document key (a file name: letters, digits, '_', '-', '.')")
+    return value
+
+
+def _check_source_file(value: str) -> str:
+    if not SOURCE_FILE_RE.match(value) or ".." in value.split("/"):
+        raise ValueError(f"{value!r} is not a Python file inside videozoo/ (a relative path such as "
+                         "'videozoo/models/tsm.py', without '..')")
     return value
 
 
@@ -85,6 +115,7 @@ Key = Annotated[str, AfterValidator(_check_key)]
 ArxivId = Annotated[str, AfterValidator(_check_arxiv_id)]
 Url = Annotated[str, AfterValidator(_check_url)]
 Doi = Annotated[str, AfterValidator(_check_doi)]
+Lang = Annotated[str, AfterValidator(_check_lang)]
 Year = Annotated[int, Field(ge=MIN_YEAR, le=MAX_YEAR)]
 StageNumber = Annotated[int, Field(ge=1, le=4)]
 NonEmpty = Annotated[str, Field(min_length=1)]
@@ -148,7 +179,7 @@ class Link(Strict):
     kind: Literal["pdf", "abs", "project", "blog", "openreview", "proceedings", "video", "slides", "data", "other"]
     url: Url
     label: str | None = None
-    lang: str | None = Field(default=None, description="ISO 639-1 code of the linked page, e.g. 'zh'")
+    lang: Lang | None = Field(default=None, description="ISO 639-1 code of the linked page, e.g. 'zh'")
 
 
 class Relation(Strict):
@@ -412,7 +443,7 @@ class Resource(Strict):
     key: Key
     title: NonEmpty
     url: Url
-    lang: str | None = None
+    lang: Lang | None = None
     date: _dt.date | None = None
     author: str | None = None
     papers: list[Key] = Field(default_factory=list)
@@ -468,10 +499,11 @@ class SourceDoc(Strict):
     established stays empty and ``notes`` says what is known (provenance, not page text).
     """
 
-    key: NonEmpty = Field(description="the seed's file name, e.g. 002_46aeb5040564a7cd.txt")
+    key: Annotated[str, AfterValidator(_check_source_key)] = Field(
+        description="the seed's file name, e.g. 002_46aeb5040564a7cd.txt")
     title: NonEmpty
     kind: Literal["reading-list", "survey", "awesome-list", "resource-list", "other"]
-    lang: str
+    lang: Lang
     author: str | None = Field(default=None, description="author(s) as the document names them")
     date: _dt.date | None = Field(default=None, description="publication date (arXiv v1 date for a preprint)")
     arxiv_id: ArxivId | None = None
@@ -506,8 +538,9 @@ class ReproductionRecord(Strict):
 
     schema_version: Literal[1] = 1
     paper: Key
-    model: NonEmpty = Field(description="videozoo alias, e.g. 'tsm'")
-    source_file: NonEmpty
+    model: Key = Field(description="videozoo alias, e.g. 'tsm' (a plain key: it names the code page)")
+    source_file: Annotated[str, AfterValidator(_check_source_file)] = Field(
+        description="the model file, relative to the project: 'videozoo/models/tsm.py'")
     command: NonEmpty
     environment: dict = Field(default_factory=dict)
     generated: _dt.datetime

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from papers_kb.catalog import Catalog  # noqa: E402
-from papers_kb.render import GENERATED, Page  # noqa: E402
+from papers_kb.render import GENERATED, Page, plain_text  # noqa: E402
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
@@ -30,6 +30,12 @@ def _svg(fig) -> bytes:
     return buf.getvalue()
 
 
+def _label(text: str) -> str:
+    """Text from data for a chart: one line without control characters (they would make the
+    SVG ill-formed), ``$`` escaped (matplotlib reads ``$...$`` as mathtext)."""
+    return plain_text(text).replace("$", r"\$")
+
+
 def leaderboard_charts(cat: Catalog) -> list[Page]:
     """SVG pages ``generated/leaderboards/<dataset>-top1-vs-{year,params}.svg``."""
     pages: list[Page] = []
@@ -39,7 +45,7 @@ def leaderboard_charts(cat: Catalog) -> list[Page]:
         rows = [r for r in cat.results_on(dkey) if r.metric == "top1"]
         families = sorted({r.family or "other" for r in rows})
         colour = {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(families)}
-        name = cat.datasets[dkey].name
+        name = _label(cat.datasets[dkey].name)
 
         fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
         for fam in families:
@@ -47,9 +53,9 @@ def leaderboard_charts(cat: Catalog) -> list[Page]:
                           if (r.family or "other") == fam and (r.year or cat.papers[r.paper].year)))
             if not pts:
                 continue
-            ax.scatter([p[0] for p in pts], [p[1] for p in pts], color=colour[fam], label=fam, s=36, zorder=3)
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], color=colour[fam], label=_label(fam), s=36, zorder=3)
             for x, y, label in pts:
-                ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+                ax.annotate(_label(label), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
         ax.set_xlabel("year")
         ax.set_ylabel("top-1 accuracy (%)")
         ax.set_title(f"{name}: top-1 accuracy by year")
@@ -65,9 +71,9 @@ def leaderboard_charts(cat: Catalog) -> list[Page]:
             if not pts:
                 continue
             drawn = True
-            ax.scatter([p[0] for p in pts], [p[1] for p in pts], color=colour[fam], label=fam, s=36, zorder=3)
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], color=colour[fam], label=_label(fam), s=36, zorder=3)
             for x, y, label in pts:
-                ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+                ax.annotate(_label(label), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
         if drawn:
             ax.set_xscale("log")
             ax.legend(fontsize=8, loc="lower right")

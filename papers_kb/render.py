@@ -4,31 +4,41 @@ Templates receive plain view objects (dicts, lists, strings) built here, never t
 Rendering is deterministic (same catalog -> byte-identical files) and writes a file only
 when its content changed; files that are no longer produced are removed.
 
-Every text value from ``data/`` goes through the ``md`` filter, which escapes HTML and the
-Markdown/Jinja control characters, so a title containing ``<script>`` or ``{{ x }}`` is
-shown as text.
+**One escaping path.** Every ``{{ value }}`` a template prints goes through the environment's
+``finalize`` hook with autoescaping on: a plain string becomes Markdown-safe text (:func:`md`:
+HTML-escaped, Markdown/Jinja control characters and line-leading list markers as entities,
+newlines folded), so a title holding ``<script>``, ``{{ x }}`` or ``[x](javascript:...)`` is
+shown as text. Only the context filters produce markup, each for one place of a page:
+``url`` (a link target), ``title`` (a link title), ``fm`` (a front-matter value), ``code``
+(inline code) and ``fenced`` (a fenced code block). Templates never mark anything
+safe themselves.
+
+**Paths from data stay inside the project.** Every page is written inside
+``site_src/generated/``, and a reproduction record's ``source_file`` is read only from inside
+``videozoo/`` (the schema checks both; :class:`UnsafePath` is raised if they get past it).
 """
 
 from __future__ import annotations
 
 import html
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from papers_kb.catalog import Catalog
+from papers_kb.files import atomic_write
 from papers_kb.reproduction import LABELS, LADDER, derive_status
-from papers_kb.schema import Paper, Result
+from papers_kb.schema import KEY_RE, Paper, Result
 
 TEMPLATES = Path(__file__).parent / "templates"
 GENERATED = "generated"  # folder inside site_src/
+CODE_ROOT = "videozoo"  # reproduction source files are read from inside this project folder only
 
 METRIC_LABELS = {
     "top1": "top-1 (%)", "top5": "top-5 (%)", "params": "params (M)", "gflops": "GFLOPs",
@@ -39,30 +49,92 @@ KIND_LABELS = {"paper-reported": "reported by the paper", "author-reported": "re
                "measured": "measured here"}
 
 _MD_SPECIAL = {c: f"&#{ord(c)};" for c in "\\`*_[]{}|~$#!"}
+_TITLE_SPECIAL = {c: f"&#{ord(c)};" for c in "\\`*_[]{}|~$#!()"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 controls but tab/newline/CR
+_BREAK = re.compile(r"\s*[\r\n\u2028\u2029\x85]\s*")
+_SNIPPET_LINE = re.compile(r"^(\s*)(-+8<-+)", re.M)  # pymdownx.snippets include syntax
 
 
-def md(value: Any) -> str:
-    """Escape text for Markdown: HTML-escaped, Markdown/Jinja control characters as entities."""
+class UnsafePath(ValueError):
+    """A path built from data would leave the folder it belongs in (one-line message)."""
+
+
+def plain_text(value: Any) -> str:
+    """One line of text: control characters dropped, line breaks folded into spaces."""
+    return _BREAK.sub(" ", _CONTROL.sub("", str(value))).strip()
+
+
+def md(value: Any) -> Markup:
+    """Text for anywhere in a Markdown page: one line, HTML-escaped, Markdown/Jinja control
+    characters and a line-leading list, heading-underline or ordered-list marker as entities.
+
+    Already escaped markup (:class:`markupsafe.Markup`) is returned unchanged.
+    """
+    if isinstance(value, Markup):
+        return value
     if value is None:
-        return ""
-    text = html.escape(str(value), quote=False)
-    return "".join(_MD_SPECIAL.get(c, c) for c in text)
+        return Markup("")
+    text = html.escape(plain_text(value), quote=False)
+    text = "".join(_MD_SPECIAL.get(c, c) for c in text)
+    text = re.sub(r"^[-+=]", lambda m: f"&#{ord(m.group())};", text)  # list item, setext underline
+    text = re.sub(r"^(\d+)([.)])(?=\s|$)", lambda m: f"{m.group(1)}&#{ord(m.group(2))};", text)
+    return Markup(text)
 
 
-def cell(value: Any) -> str:
-    """:func:`md` for a table cell: newlines folded into spaces."""
-    return re.sub(r"\s*\n\s*", " ", md(value)).strip()
+def cell(value: Any) -> Markup:
+    """:func:`md` (kept for table cells; every value is one line already)."""
+    return md(value)
 
 
-def front_matter(value: Any) -> str:
+def front_matter(value: Any) -> Markup:
     """A YAML (JSON-quoted) string for front matter, HTML-escaped: MkDocs themes print page
     titles without escaping, so ``<`` and ``&`` must already be entities."""
-    return json.dumps(html.escape(str(value), quote=False), ensure_ascii=False)
+    return Markup(json.dumps(html.escape(plain_text(value), quote=False), ensure_ascii=False))
 
 
-def url(value: str) -> str:
-    """A URL safe inside Markdown link parentheses (spaces, parentheses, angle brackets encoded)."""
-    return quote(str(value), safe=":/?#[]@!$&'*+,;=%~-._")
+def link_title(value: Any) -> Markup:
+    """A Markdown link title, ``"..."``: the :func:`md` escaping plus quotes and parentheses
+    as HTML entities (inline patterns such as code spans run before links are parsed, and
+    Python-Markdown ends the link at an unbalanced parenthesis)."""
+    text = html.escape(plain_text(value), quote=True)
+    return Markup('"' + "".join(_TITLE_SPECIAL.get(c, c) for c in text) + '"')
+
+
+def url(value: Any) -> Markup:
+    """A link target safe inside Markdown link parentheses (spaces, parentheses, double quotes
+    and angle brackets percent-encoded).
+
+    Raises:
+        UnsafePath: for an absolute URL whose scheme is not http(s) (``javascript:`` ...).
+    """
+    text = str(value)
+    m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", text)
+    if m and m.group(1).lower() not in ("http", "https"):
+        raise UnsafePath(f"link target {text!r}: only http(s) URLs and relative links are written")
+    return Markup(quote(text, safe=":/?#[]@!$&'*+,;=%~-._"))
+
+
+def code(value: Any) -> Markup:
+    """``value`` as inline code, one line: a ``<code>`` element around :func:`md` text (a
+    backtick code span cannot hold every text: a long backtick fence at the start of a line
+    opens a fenced block)."""
+    return Markup(f"<code>{md(value)}</code>")
+
+
+def fenced(value: Any, lang: str = "") -> Markup:
+    """A fenced code block showing ``value`` verbatim: the fence is longer than any backtick
+    run inside, and snippet-include lines (``--8<--``) are escaped so they stay text."""
+    text = _CONTROL.sub("", str(value)).rstrip("\n")
+    text = _SNIPPET_LINE.sub(r"\1;\2", text)
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return Markup(f"{fence}{lang}\n{text}\n{fence}")
+
+
+def join(values: Iterable[Any], sep: str = "", attribute: str | None = None) -> Markup:
+    """Jinja's ``join`` on the one escaping path: each item through :func:`md`."""
+    items = [getattr(v, attribute) if attribute else v for v in values]
+    return Markup(sep).join(md(v) for v in items)
 
 
 def num(value: float | None) -> str:
@@ -92,15 +164,19 @@ class RenderReport:
 
 
 def environment() -> Environment:
+    """The Jinja environment: autoescape on, with :func:`md` as the escaping of every printed
+    value (``finalize``); context filters ``url``, ``title``, ``fm``, ``code``, ``fenced``."""
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATES)),
-        autoescape=False,  # output is Markdown; values are escaped with the md filter
+        autoescape=True,  # macro and filter results stay Markup; everything else goes through md
+        finalize=md,
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(md=md, cell=cell, url=url, num=num, fm=front_matter)
+    env.filters.update(md=md, cell=cell, url=url, num=num, fm=front_matter, title=link_title, code=code,
+                       fenced=fenced, join=join)
     return env
 
 
@@ -182,7 +258,7 @@ class Views:
             "checks": checks,
             "command": rec.command,
             "source_file": rec.source_file,
-            "code_href": f"code/{rec.model}.md",
+            "code_href": f"code/{plain_key(rec.model, 'model')}.md",
             "model": rec.model,
             "generated": rec.generated.strftime("%Y-%m-%d"),
             "environment": ", ".join(f"{k} {v}" for k, v in sorted(rec.environment.items()) if k in ("python", "torch", "device")),
@@ -269,7 +345,9 @@ class Views:
             "summary": p.summary,
             "notes": p.notes,
             "doi": p.doi,
-            "arxiv": p.arxiv.model_dump(mode="json", exclude_none=True) if p.arxiv else None,
+            "arxiv": [{"name": k, "value": ", ".join(v) if isinstance(v, list) else str(v)}
+                      for k, v in sorted(p.arxiv.model_dump(mode="json", exclude_none=True).items())]
+            if p.arxiv else None,
             "stage_info": stage,
             "prerequisites": [self.ref(k) for k in cat.prerequisites_of(p.key)],
             "builds_on_it": [self.ref(k) for k in cat.built_on_by(p.key)],
@@ -291,6 +369,28 @@ def entry_text(p: Paper) -> str:
     from papers_kb.bibtex import entry_text as _entry_text  # bibtex imports this module
 
     return _entry_text(p)
+
+
+def plain_key(value: str, what: str) -> str:
+    """``value`` when it is a plain catalog key (usable as a file name); else :class:`UnsafePath`."""
+    if not KEY_RE.match(value):
+        raise UnsafePath(f"{what} {value!r} is not a plain key: it cannot name a page")
+    return value
+
+
+def code_source(root: Path, source_file: str) -> Path:
+    """The file a reproduction record's ``source_file`` names, confined to ``<root>/videozoo/``.
+
+    Raises:
+        UnsafePath: an absolute path, a ``..`` part, or a path (after symbolic links) outside
+            ``videozoo/``.
+    """
+    rel = Path(source_file)
+    top = (root / CODE_ROOT).resolve()
+    target = (root / rel).resolve()
+    if rel.is_absolute() or ".." in rel.parts or not target.is_relative_to(top):
+        raise UnsafePath(f"source_file {source_file!r} is not a file inside {CODE_ROOT}/")
+    return target
 
 
 def doc_anchor(doc: str) -> str:
@@ -419,13 +519,11 @@ def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]]
     put("reproduction.md", "reproduction.md.j2", rows=repro_rows, ladder=[LABELS[r] for r in LADDER])
 
     for key, rec in sorted(cat.reproduction.items()):
-        src = cat.root / rec.source_file
+        src = code_source(cat.root, rec.source_file)
         if not src.is_file():
             continue
-        code = src.read_text(encoding="utf-8").rstrip("\n")
-        longest = max((len(m) for m in re.findall(r"`+", code)), default=0)
-        put(f"code/{rec.model}.md", "code.md.j2", model=rec.model, source_file=rec.source_file,
-            paper={"key": key, "title": cat.papers[key].title}, code=code, fence="`" * max(3, longest + 1))
+        put(f"code/{plain_key(rec.model, 'model')}.md", "code.md.j2", model=rec.model, source_file=rec.source_file,
+            paper={"key": key, "title": cat.papers[key].title}, code=src.read_text(encoding="utf-8"))
 
     home = {"counts": cat.counts(), "stages": stages, "boards": boards}
     pages.append(Page(f"{g}/.snippets/home.md", env.get_template("home_snippet.md.j2").render(h=home)))
@@ -457,25 +555,19 @@ def leaderboards(cat: Catalog, v: Views) -> list[dict[str, Any]]:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_pages(pages: list[Page], site_src: Path) -> RenderReport:
-    """Write pages under ``site_src`` if changed; remove generated files no longer produced."""
+    """Write pages under ``site_src`` if changed; remove generated files no longer produced.
+
+    Raises:
+        UnsafePath: a page path that would land outside ``site_src/generated/`` (nothing is
+            written then).
+    """
     report = RenderReport()
     wanted = set()
+    gen_dir = (site_src / GENERATED).resolve()
+    for pg in pages:
+        if ".." in Path(pg.path).parts or not (site_src / pg.path).resolve().is_relative_to(gen_dir):
+            raise UnsafePath(f"page {pg.path!r} would be written outside {site_src / GENERATED}")
     for pg in pages:
         target = site_src / pg.path
         wanted.add(target.resolve())

@@ -9,10 +9,14 @@ arXiv-only preprints ``@misc`` (BibTeX) or ``@online`` (BibLaTeX) with ``eprint`
 Citation keys are the papers' catalog keys (``lin2019tsm``), or the key a paper pins with
 ``citation_key``: they never change when other entries are added.
 
-Text is LaTeX-encoded with pylatexenc (the encoder bibtexparser uses): in BibTeX mode
-non-ASCII letters become commands (``Lu\\v{c}i\\'c``); in BibLaTeX mode they stay UTF-8; in
-both, ``& % _ # $`` are escaped and capitals of acronyms and mixed-case words are protected
-with braces (``{TSM}``, ``{3D}``, ``{ViViT}``).
+Every text field is LaTeX-encoded with pylatexenc (the encoder bibtexparser uses): in BibTeX
+mode non-ASCII letters become commands (``Lu\\v{c}i\\'c``); in BibLaTeX mode they stay UTF-8; in
+both, ``& % _ # $`` are escaped, ``{ } \\ ^ ~ < > |`` become brace-balanced text commands
+(``\\textbraceleft``, ``\\textasciicircum`` ...) so that no value can unbalance an entry, newlines
+are folded, and capitals of acronyms and mixed-case words are protected with braces (``{TSM}``,
+``{3D}``, ``{ViViT}``). Organisations written as authors are braced whole
+(``{Google Research and DeepMind}``). URLs (and DOIs in BibLaTeX, where ``doi`` is a verbatim
+field) are written as they are, with braces, backslashes, quotes and spaces percent-encoded.
 """
 
 from __future__ import annotations
@@ -57,21 +61,45 @@ JOURNALS = {
     "TCSVT": "IEEE Transactions on Circuits and Systems for Video Technology",
 }
 
-_SPECIALS = {ord(c): "\\" + c for c in "&%_#$"}
+# ASCII characters LaTeX or BibTeX treat specially, as brace-balanced text macros: BibTeX
+# counts every brace, escaped or not, so "\\{" would leave a field unbalanced and swallow the
+# next entry; "\\textbraceleft" does not. "<", ">" and "|" print other glyphs in the OT1
+# font encoding.
+_SPECIALS = {ord("&"): r"\&", ord("%"): r"\%", ord("_"): r"\_", ord("#"): r"\#", ord("$"): r"\$",
+             ord("{"): r"\textbraceleft", ord("}"): r"\textbraceright", ord("\\"): r"\textbackslash",
+             ord("^"): r"\textasciicircum", ord("~"): r"\textasciitilde", ord("<"): r"\textless",
+             ord(">"): r"\textgreater", ord("|"): r"\textbar"}
 _BIBLATEX_ENCODER = UnicodeToLatexEncoder(
     conversion_rules=[UnicodeToLatexConversionRule(RULE_DICT, _SPECIALS)], unknown_char_policy="keep",
     unknown_char_warning=False, replacement_latex_protection="braces-after-macro",
 )
 _BIBTEX_ENCODER = UnicodeToLatexEncoder(
     conversion_rules=[UnicodeToLatexConversionRule(RULE_DICT, _SPECIALS), "defaults"],
-    unknown_char_policy="keep", replacement_latex_protection="braces-almost-all",
+    unknown_char_policy="keep", unknown_char_warning=False, replacement_latex_protection="braces-almost-all",
 )
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Words that make a name an organisation's ("corporate author"): written in braces so that
+# BibTeX neither splits it at "and" nor reorders it as "Family, Given".
+_CORPORATE = re.compile(r"\b(and|AI|Research|Team|Lab|Labs|Laboratory|Laboratories|Inc|Ltd|LLC|Corporation|Corp|"
+                        r"Company|Institute|University|Universit\w*|Group|Consortium|Collaboration|Foundation|"
+                        r"Project|Committee|Association|Society|Council|Center|Centre|DeepMind|OpenAI)\b\.?")
 
 
 def encode(text: str, biblatex: bool = False) -> str:
-    """LaTeX-encode text for a BibTeX field value (see module docstring)."""
+    """LaTeX-encode text for a BibTeX field value (see module docstring).
+
+    Whitespace (newlines included) is folded into single spaces and control characters are
+    dropped; every special character becomes a brace-balanced command, so the result never
+    unbalances a field.
+    """
     enc = _BIBLATEX_ENCODER if biblatex else _BIBTEX_ENCODER
-    return enc.unicode_to_latex(re.sub(r"\s+", " ", text).strip())
+    return enc.unicode_to_latex(re.sub(r"\s+", " ", _CONTROL.sub(" ", str(text))).strip())
+
+
+def verbatim(text: str) -> str:
+    """A URL (or DOI in BibLaTeX, a verbatim field) as BibTeX can hold it: no whitespace, and
+    braces, backslashes and double quotes percent-encoded (they cannot be escaped there)."""
+    return re.sub(r'[\s{}\\"]', lambda m: "%{:02X}".format(ord(m.group())), str(text))
 
 
 def _needs_protection(word: str) -> bool:
@@ -84,21 +112,42 @@ def _needs_protection(word: str) -> bool:
     return any(c.isupper() for c in letters[1:])  # TSM, CLIP, ViViT, TimeSformer
 
 
+def _one_group(word: str) -> bool:
+    """True when ``word`` is a single brace group ``{...}`` (its first brace closes at the end)."""
+    if not (word.startswith("{") and word.endswith("}")):
+        return False
+    depth = 0
+    for i, c in enumerate(word):
+        depth += {"{": 1, "}": -1}.get(c, 0)
+        if depth == 0:
+            return i == len(word) - 1
+    return False
+
+
 def protect_capitals(encoded_title: str) -> str:
     """Brace-protect acronyms and mixed-case words of an already encoded title."""
     out = []
     for word in encoded_title.split(" "):
         m = re.match(r"^([(\[\"']*)(.*?)([)\]:;,.?!\"']*)$", word)
         pre, core, post = m.groups() if m else ("", word, "")
-        if core and _needs_protection(core) and not (core.startswith("{") and core.endswith("}")):
+        if core and _needs_protection(core) and not _one_group(core):
             core = "{" + core + "}"
         out.append(pre + core + post)
     return " ".join(out)
 
 
+def is_corporate(name: str) -> bool:
+    """True for an organisation written as an author ("Google Research and DeepMind", "Meta AI")."""
+    return bool(_CORPORATE.search(name))
+
+
 def bib_name(name: str, biblatex: bool) -> str:
-    """``"Mario Lučić"`` -> ``"Lu\\v{c}i\\'c, Mario"`` (BibTeX) or ``"Lučić, Mario"`` (BibLaTeX)."""
-    parts = parse_single_name_into_parts(name.strip())
+    """``"Mario Lučić"`` -> ``"Lu\\v{c}i\\'c, Mario"`` (BibTeX) or ``"Lučić, Mario"`` (BibLaTeX);
+    an organisation (see :func:`is_corporate`) or a name with a brace -> ``"{...}"`` whole."""
+    name = re.sub(r"\s+", " ", name).strip()
+    if is_corporate(name) or any(c in name for c in "{}\\"):
+        return "{" + encode(name, biblatex) + "}"
+    parts = parse_single_name_into_parts(name)
     return encode(parts.merge_last_name_first, biblatex)
 
 
@@ -136,33 +185,36 @@ def paper_entry(p: Paper, biblatex: bool = False) -> Entry:
         if value not in (None, ""):
             fields.append(Field(key, str(value)))
 
+    def text(value: str | None) -> str | None:
+        return encode(value, biblatex) if value else None
+
     add("author", " and ".join(bib_name(a, biblatex) for a in p.authors))
     add("title", protect_capitals(encode(p.title, biblatex)))
     if etype == "inproceedings":
         add("booktitle", encode(BOOKTITLES.get(p.venue or "", p.venue or ""), biblatex))
     elif etype == "article":
         add("journal", encode(JOURNALS.get(p.venue or "", p.venue or ""), biblatex))
-        add("volume", p.volume)
-        add("number", p.number)
+        add("volume", text(p.volume))
+        add("number", text(p.number))
     elif etype == "misc" and p.venue_type not in (None, "preprint") and p.venue and p.venue != "arXiv":
         add("howpublished", encode(f"{p.venue} {p.year}" if p.year else p.venue, biblatex))
     if not p.authors:
         add("note", "Authors not confirmed")
     if etype in ("inproceedings", "article"):
-        add("pages", p.pages.replace("-", "--").replace("----", "--") if p.pages else None)
+        add("pages", text(re.sub(r"-+", "--", p.pages)) if p.pages else None)
     year = p.year or (p.arxiv.published.year if p.arxiv and p.arxiv.published else None)
     add("year", year)
     month = p.month or (p.arxiv.published.month if etype in ("misc", "online") and p.arxiv and p.arxiv.published else None)
     if month:
         add("month", ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"][month - 1])
-    add("doi", p.doi)
+    add("doi", (verbatim(p.doi) if biblatex else text(p.doi)) if p.doi else None)  # verbatim in BibLaTeX
     if p.arxiv_id:
-        add("eprint", p.arxiv_id)
+        add("eprint", verbatim(p.arxiv_id))
         add("archivePrefix", "arXiv")
-        add("primaryClass", p.arxiv.primary_category if p.arxiv else None)
+        add("primaryClass", text(p.arxiv.primary_category) if p.arxiv else None)
     url = (p.url or (f"https://arxiv.org/abs/{p.arxiv_id}" if p.arxiv_id else None) or p.pdf
            or (f"https://doi.org/{p.doi}" if p.doi else None))
-    add("url", url)
+    add("url", verbatim(url) if url else None)
     entry = Entry(etype, citation_key(p), fields)
     return entry
 

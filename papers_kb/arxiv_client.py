@@ -3,27 +3,43 @@
 Requests go through the ``arxiv`` package's :class:`arxiv.Client` (its URL building, paging
 and Atom parsing). This module adds what the package does not do:
 
-* a per-request timeout (the package's requests session has none, so a hung server hangs);
+* HTTP through httpx (the package's only hook, its session, is replaced): httpx's own
+  timeouts and redirect handling (at most ``MAX_REDIRECTS``; a loop ends there), and a
+  deadline on each whole request, because httpx's timeouts bound each read, so a server
+  trickling bytes could hold a request forever;
 * retries of HTTP 429/503 and connection errors with exponential backoff that honours
-  ``Retry-After`` (the package retries immediately and drops the response headers);
+  ``Retry-After`` up to a limit, announcing each wait of a second or more (the package retries
+  immediately and drops the response headers); a longer ``Retry-After`` ends the command;
 * batching: ``id_list`` of at most 100 ids with ``max_results`` set to the batch size
   (an unset ``max_results`` silently truncates; a very long URL fails with HTTP 414);
 * matching records back by versionless id (they come back in date order, not request order)
-  and refusing a response that answers a different id than asked;
+  and refusing a response that answers a different id than asked, or an entry whose id is
+  not an arXiv id;
 * a cache folder (git-ignored) of the raw responses and of one JSON record per id, so a
   second run makes no request; the abstract is kept there only, never in ``data/``.
+
+Every failure of the service ends in one line naming the endpoint and the reason.
+
+Writing: ``add`` and ``enrich`` hold the lock on ``data/`` (:func:`papers_kb.files.data_lock`)
+while they read the catalog, choose keys and write, and write all their files as one
+:class:`papers_kb.files.Transaction` (``add --stage`` changes two files: both or neither). A
+record whose title and first author both disagree with the entry is not written without
+``--force``, and a DOI the schema rejects is never written.
 
 The endpoint is ``Client.query_url_format``; the environment variable
 ``PAPERS_KB_ARXIV_URL`` overrides it (tests point it at a local server).
 Environment knobs: ``PAPERS_KB_ARXIV_DELAY`` (seconds between requests, default 3, arXiv's
-one-request-per-3-seconds rule), ``PAPERS_KB_ARXIV_TIMEOUT`` (default 30 s),
-``PAPERS_KB_ARXIV_BACKOFF`` (first backoff, default 3 s), ``PAPERS_KB_ARXIV_RETRIES``
-(default 4), ``PAPERS_KB_ARXIV_CACHE`` (default ``.cache/arxiv``).
+one-request-per-3-seconds rule), ``PAPERS_KB_ARXIV_TIMEOUT`` (total seconds per request,
+default 30), ``PAPERS_KB_ARXIV_BACKOFF`` (first backoff, default 3 s),
+``PAPERS_KB_ARXIV_RETRIES`` (default 4), ``PAPERS_KB_ARXIV_MAX_WAIT`` (longest wait before a
+retry, default 60 s), ``PAPERS_KB_ARXIV_CACHE`` (default ``.cache/arxiv``).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import datetime as _dt
 import difflib
 import hashlib
@@ -39,13 +55,15 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import arxiv
-import requests
+import httpx
+from pydantic import ValidationError
 
 from papers_kb.catalog import CatalogError, load_catalog, normalise_title
-from papers_kb.files import atomic_write
-from papers_kb.schema import Paper, is_arxiv_id
+from papers_kb.files import Transaction, atomic_write, data_lock
+from papers_kb.schema import DOI_RE, Paper, is_arxiv_id
 
 BATCH = 100
+MAX_REDIRECTS = 5
 ACCEPTED_FORMS = ("1811.08383, 1811.08383v3, arXiv:1811.08383, https://arxiv.org/abs/1811.08383, "
                   "https://arxiv.org/pdf/1811.08383v2.pdf, or an old-style id such as hep-th/9901001")
 STOPWORDS = {"a", "an", "the", "on", "of", "is", "are", "for", "to", "in", "with", "towards", "toward", "via",
@@ -112,20 +130,36 @@ class Record:
         )
 
 
-class _RecordingSession(requests.Session):
-    """A requests session with a default timeout that remembers the last response."""
+class _Session:
+    """What :class:`arxiv.Client` needs of its session, over httpx.
 
-    def __init__(self, timeout: float):
-        super().__init__()
+    ``get(url, headers=...)`` returns an :class:`httpx.Response` (``status_code``, ``content``,
+    ``headers``) read completely within ``timeout`` seconds in all: httpx's own timeouts
+    bound each connect and read, ``asyncio.timeout`` the whole request, and httpx follows at
+    most ``max_redirects`` redirects. The last response is kept for ``Retry-After``.
+
+    Raises (from ``get``):
+        TimeoutError: no complete answer within ``timeout`` seconds.
+        httpx.HTTPError: httpx's errors (connection, protocol, too many redirects, bad URL).
+    """
+
+    def __init__(self, timeout: float, max_redirects: int = MAX_REDIRECTS):
         self.timeout = timeout
-        self.last: requests.Response | None = None
+        self.max_redirects = max_redirects
+        self.last: httpx.Response | None = None
         self.count = 0
 
-    def request(self, method, url, **kwargs):  # type: ignore[override]
-        kwargs.setdefault("timeout", self.timeout)
+    def get(self, url: str, headers: dict | None = None, **_: Any) -> httpx.Response:
         self.count += 1
-        self.last = super().request(method, url, **kwargs)
+        self.last = None
+        self.last = asyncio.run(self._get(url, headers or {}))
         return self.last
+
+    async def _get(self, url: str, headers: dict) -> httpx.Response:
+        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=True,
+                                     max_redirects=self.max_redirects) as client:
+            async with asyncio.timeout(self.timeout):
+                return await client.get(url, headers=headers)
 
 
 @dataclass
@@ -138,7 +172,7 @@ class Fetcher:
     timeout: float = field(default_factory=lambda: float(os.environ.get("PAPERS_KB_ARXIV_TIMEOUT", "30")))
     backoff: float = field(default_factory=lambda: float(os.environ.get("PAPERS_KB_ARXIV_BACKOFF", "3")))
     retries: int = field(default_factory=lambda: int(os.environ.get("PAPERS_KB_ARXIV_RETRIES", "4")))
-    max_wait: float = 120.0
+    max_wait: float = field(default_factory=lambda: float(os.environ.get("PAPERS_KB_ARXIV_MAX_WAIT", "60")))
     requests_made: int = 0
 
     def __post_init__(self) -> None:
@@ -146,8 +180,8 @@ class Fetcher:
             self.url_format = self.url_format.rstrip("?") + "?{}"
         self.client = arxiv.Client(page_size=BATCH, delay_seconds=self.delay, num_retries=0)
         self.client.query_url_format = self.url_format
-        self.session = _RecordingSession(self.timeout)
-        self.client._session = self.session  # the package's only hook for the HTTP session
+        self.session = _Session(self.timeout)
+        self.client._session = self.session  # type: ignore[assignment]  # the package's only HTTP hook
 
     # cache ------------------------------------------------------------------------------
     def _cache_file(self, vid: str) -> Path:
@@ -191,6 +225,7 @@ class Fetcher:
     def _fetch_batch(self, batch: list[str]) -> dict[str, Record]:
         search = arxiv.Search(id_list=batch, max_results=len(batch))
         self.client.page_size = len(batch)  # the package sends page_size as max_results
+        where = self._endpoint()
         attempt = 0
         while True:
             try:
@@ -201,30 +236,56 @@ class Fetcher:
             except arxiv.HTTPError as exc:
                 self.requests_made += 1
                 if exc.status not in (429, 500, 502, 503, 504) or attempt >= self.retries:
-                    raise ArxivUnavailable(f"arXiv could not be reached: HTTP {exc.status} from {self._host()}") from exc
-                wait = self._retry_after() or self.backoff * (2 ** attempt)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+                    raise ArxivUnavailable(f"arXiv could not be reached: HTTP {exc.status} ({where})") from exc
+                asked = self._retry_after()
+                if asked is not None and asked > self.max_wait:
+                    raise ArxivUnavailable(
+                        f"arXiv could not be reached: HTTP {exc.status} ({where}) asks to retry after {asked:g} s, "
+                        f"more than the {self.max_wait:g} s limit (PAPERS_KB_ARXIV_MAX_WAIT); try again later") from exc
+                wait, why = (asked, "as its Retry-After asks") if asked is not None else (
+                    self.backoff * (2 ** attempt), "before retrying")
+                reason = f"HTTP {exc.status}"
+            except (TimeoutError, httpx.TimeoutException) as exc:
                 self.requests_made += 1
-                kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
-                if attempt >= self.retries or _is_offline(exc):
-                    raise ArxivUnavailable(f"arXiv could not be reached: {kind} ({self._host()})") from exc
-                wait = self.backoff * (2 ** attempt)
+                if attempt >= self.retries:
+                    raise ArxivUnavailable(f"arXiv could not be reached: timed out (no complete answer within "
+                                           f"{self.timeout:g} s) ({where})") from exc
+                wait, why, reason = self.backoff * (2 ** attempt), "before retrying", "timed out"
+            except httpx.TooManyRedirects as exc:
+                self.requests_made += 1
+                raise ArxivUnavailable(f"arXiv could not be reached: too many redirects (more than "
+                                       f"{MAX_REDIRECTS}) ({where})") from exc
+            except (httpx.TransportError, httpx.InvalidURL) as exc:
+                self.requests_made += 1
+                if attempt >= self.retries or _is_offline(exc) or isinstance(exc, (httpx.UnsupportedProtocol,
+                                                                                      httpx.InvalidURL)):
+                    raise ArxivUnavailable(f"arXiv could not be reached: connection failed "
+                                           f"({type(exc).__name__}: {exc or 'no answer'}) ({where})") from exc
+                wait, why, reason = self.backoff * (2 ** attempt), "before retrying", "connection failed"
             attempt += 1
-            time.sleep(min(wait, self.max_wait))
+            wait = min(wait, self.max_wait)
+            if wait >= 1:
+                print(f"arXiv: {reason} ({where}); waiting {wait:g} s {why} (retry {attempt} of {self.retries})",
+                      file=sys.stderr)
+            time.sleep(wait)
         raw = self.session.last.content if self.session.last is not None else b""
         try:
             ET.fromstring(raw)
         except ET.ParseError as exc:
-            raise ArxivUnavailable(f"arXiv could not be reached: malformed response ({exc})") from exc
-        self._store_raw(batch, raw)
+            raise ArxivUnavailable(f"arXiv could not be reached: malformed response ({exc}) ({where})") from exc
         got: dict[str, Record] = {}
         for r in results:
-            rec = Record.from_result(r)
+            try:
+                rec = Record.from_result(r)
+            except BadArxivId as exc:
+                raise ArxivUnavailable(f"arXiv answered with an entry whose id {r.entry_id!r} is not an arXiv id "
+                                       f"({where})") from exc
             got[rec.arxiv_id] = rec
         unexpected = sorted(set(got) - set(batch))
         if unexpected:
             raise ArxivUnavailable(f"arXiv answered with id(s) {', '.join(unexpected)} that were not asked for "
                                    f"({', '.join(batch[:5])}{'…' if len(batch) > 5 else ''})")
+        self._store_raw(batch, raw)
         for rec in got.values():
             self._store(rec)
         return got
@@ -247,15 +308,16 @@ class Fetcher:
                 return None
             return max(0.0, (when - _dt.datetime.now(_dt.timezone.utc)).total_seconds())
 
-    def _host(self) -> str:
-        m = re.match(r"^\w+://([^/]+)", self.url_format)
-        return m.group(1) if m else self.url_format
+    def _endpoint(self) -> str:
+        """The API URL without its query (``https://export.arxiv.org/api/query``)."""
+        return self.url_format.split("?")[0]
 
 
 def _is_offline(exc: Exception) -> bool:
     """True when the failure is name resolution: no network at all, retrying won't help."""
-    text = repr(exc)
-    return "NameResolutionError" in text or "Temporary failure in name resolution" in text or "gaierror" in text
+    text = repr(exc) + str(exc)
+    return any(t in text for t in ("Name or service not known", "Temporary failure in name resolution",
+                                   "gaierror", "nodename nor servname"))
 
 
 # --- building and updating entries --------------------------------------------------------
@@ -298,9 +360,23 @@ def arxiv_facts(rec: Record) -> dict[str, Any]:
             "comment": rec.comment,
         }.items() if v not in (None, [])},
     }
-    if rec.doi:
-        facts["doi"] = rec.doi
+    doi = record_doi(rec)
+    if doi:
+        facts["doi"] = doi
     return facts
+
+
+def record_doi(rec: Record) -> str | None:
+    """The record's DOI when the schema accepts it (arXiv's field is free text: it may hold
+    several DOIs, spaces or a URL); otherwise None (see :func:`doi_warning`)."""
+    return rec.doi if rec.doi and DOI_RE.match(rec.doi) else None
+
+
+def doi_warning(rec: Record) -> str | None:
+    """One line when the record's DOI is not written because the schema rejects it."""
+    if rec.doi and not record_doi(rec):
+        return f"arXiv {rec.arxiv_id}: doi {rec.doi!r} is not a DOI the schema accepts; not written"
+    return None
 
 
 def new_paper(rec: Record, key: str, stage: int | None, tags: list[str]) -> dict[str, Any]:
@@ -339,11 +415,21 @@ def _dump(data: Any) -> str:
     return buf.getvalue()
 
 
-def update_entry_file(path: Path, rec: Record) -> bool:
-    """Refresh the arXiv-derived fields of the paper in ``path`` in place (ruamel round trip,
-    comments and hand-written fields kept). Returns whether the file changed."""
+def _to_plain(node: Any) -> Any:
+    """ruamel round-trip nodes -> plain Python, for schema validation."""
+    if isinstance(node, dict):
+        return {str(k): _to_plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_to_plain(v) for v in node]
+    return node
+
+
+def updated_entry(text: str, rec: Record) -> tuple[str, Any]:
+    """The paper file ``text`` with its arXiv-derived fields refreshed from ``rec`` (ruamel
+    round trip: comments and hand-written fields kept). Returns ``(new text, plain mapping)``."""
+    import io
+
     y = _yaml()
-    text = path.read_text(encoding="utf-8")
     doc = y.load(text)
     facts = arxiv_facts(rec)
     for k, v in facts.items():
@@ -353,11 +439,21 @@ def update_entry_file(path: Path, rec: Record) -> bool:
             doc["arxiv"] = current
         else:
             doc[k] = v
-    import io
-
     buf = io.StringIO()
     y.dump(doc, buf)
-    new = buf.getvalue()
+    return buf.getvalue(), _to_plain(doc)
+
+
+def update_entry_file(path: Path, rec: Record) -> bool:
+    """Refresh the arXiv-derived fields of the paper in ``path`` (see :func:`updated_entry`),
+    written atomically. Returns whether the file changed.
+
+    Raises:
+        pydantic.ValidationError: the refreshed entry breaks the schema; nothing is written.
+    """
+    text = path.read_text(encoding="utf-8")
+    new, plain = updated_entry(text, rec)
+    Paper.model_validate(plain)
     if new == text:
         return False
     atomic_write(path, new)
@@ -392,12 +488,39 @@ def disagreements(p: Paper, rec: Record) -> list[str]:
     return out
 
 
+def identity_mismatch(p: Paper, rec: Record) -> str | None:
+    """Why ``rec`` is probably another paper than ``p``: its title and its first author both
+    disagree (see :func:`disagreements`; an entry without authors counts as disagreeing).
+    None when at least one of them agrees."""
+    found = disagreements(p, rec)
+    title = next((d for d in found if d.startswith("title ")), None)
+    author = next((d for d in found if d.startswith("first author ")), None)
+    if title and (author or not p.authors):
+        return f"{title}; {author or 'no authors in the entry'}"
+    return None
+
+
+def _schema_problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                     for e in exc.errors())
+
+
 # --- commands -------------------------------------------------------------------------------
 
 
 def add(root: Path, identifier: str, stage: int | None = None, why: str | None = None, tags: list[str] | None = None,
         key: str | None = None, dry_run: bool = False, force: bool = False, fetcher: Fetcher | None = None) -> int:
-    """``papers-kb add``: fetch one record and write ``data/papers/<key>.yaml``. Returns exit status."""
+    """``papers-kb add``: fetch one record and write ``data/papers/<key>.yaml`` (and, with
+    ``stage``, its item in ``data/stages.yaml``, in the same transaction). Returns exit status.
+
+    The catalog is read and the files written holding the lock on ``data/``; the record is
+    fetched between the two, without it, so the key is chosen against the catalog as it is
+    when writing (a concurrent ``add`` that took the derived key makes this one take the
+    next suffix).
+
+    Raises:
+        papers_kb.files.WriteError: ``data/`` cannot be locked or written (read-only ...).
+    """
     try:
         vid, _ = parse_arxiv_id(identifier)
     except BadArxivId as exc:
@@ -406,7 +529,10 @@ def add(root: Path, identifier: str, stage: int | None = None, why: str | None =
     if stage is not None and not why and not force:
         print("--stage needs --why \"...\": the learning path says why each reading is there", file=sys.stderr)
         return 2
-    cat = load_catalog(root / "data", root=root)
+    data_dir = root / "data"
+    lock = contextlib.nullcontext if dry_run else data_lock
+    with lock(data_dir):
+        cat = load_catalog(data_dir, root=root)
     existing = next((p for p in cat.papers.values() if p.arxiv_id == vid), None)
     fetcher = fetcher or Fetcher(cache_dir=root / os.environ.get("PAPERS_KB_ARXIV_CACHE", ".cache/arxiv"))
     if existing and not force:
@@ -423,75 +549,124 @@ def add(root: Path, identifier: str, stage: int | None = None, why: str | None =
         print(f"arXiv has no record for {vid}", file=sys.stderr)
         return 1
     rec = recs[vid]
-    if existing:  # --force: refresh arXiv-derived fields, keep hand-written ones
-        path = root / cat.where[("papers", existing.key)].path
-        if dry_run:
-            print(_dump(arxiv_facts(rec)), end="")
-            return 0
-        before = path.read_text(encoding="utf-8")
-        changed = update_entry_file(path, rec)
+    if (warning := doi_warning(rec)) is not None:
+        print(warning, file=sys.stderr)
+    if dry_run and existing:
+        print(_dump(arxiv_facts(rec)), end="")
+        return 0
+    with lock(data_dir):
+        cat = load_catalog(data_dir, root=root)  # again, under the lock: what is there now
+        existing = next((p for p in cat.papers.values() if p.arxiv_id == vid), None)
+        if existing:
+            if not force:
+                loc = cat.where[("papers", existing.key)]
+                print(f"already in the catalog: {loc.path} (arXiv {vid}); use --force to refresh its arXiv fields",
+                      file=sys.stderr)
+                return 1
+            return _refresh(root, cat, existing, rec, force=True)
+        same_title = next((p for p in cat.papers.values() if normalise_title(p.title) == normalise_title(rec.title)),
+                          None)
+        if same_title:
+            loc = cat.where[("papers", same_title.key)]
+            print(f"already in the catalog under another id: {loc.path} has the same title", file=sys.stderr)
+            return 1
+        papers_dir = data_dir / "papers"
+        taken = set(cat.papers) | ({f.stem for f in papers_dir.glob("*.yaml")} if papers_dir.is_dir() else set())
+        key = key or make_key(rec.authors, int(rec.published[:4]), rec.title, taken)
+        if key in taken:
+            where = cat.where.get(("papers", key))
+            print(f"key {key!r} is taken by {where.path if where else f'data/papers/{key}.yaml'}", file=sys.stderr)
+            return 1
+        data = new_paper(rec, key, stage, tags or [])
         try:
-            load_catalog(root / "data", root=root)
+            Paper.model_validate(data)  # schema check before anything is written
+        except ValidationError as exc:
+            print(f"arXiv {rec.arxiv_id}: the entry would break the schema ({_schema_problems(exc)}); "
+                  "nothing written", file=sys.stderr)
+            return 1
+        text = _dump(data)
+        if dry_run:
+            print(text, end="")
+            return 0
+        path = papers_dir / f"{key}.yaml"
+        txn = Transaction(data_dir)
+        txn.write(path, text)
+        if stage is not None:
+            stages_path = data_dir / "stages.yaml"
+            txn.write(stages_path, _with_stage_item(txn.read_text(stages_path) or "", stages_path, stage, key, why or ""))
+        before = txn.commit()
+        try:
+            load_catalog(data_dir, root=root)
         except CatalogError as exc:
-            atomic_write(path, before)
+            Transaction.undo(data_dir, before)
             print(exc.report(), file=sys.stderr)
             return 1
-        print(f"{'updated' if changed else 'unchanged'} {path.relative_to(root)}: {rec.title} ({rec.arxiv_id}v{rec.version})")
-        return 0
-    same_title = next((p for p in cat.papers.values() if normalise_title(p.title) == normalise_title(rec.title)), None)
-    if same_title:
-        loc = cat.where[("papers", same_title.key)]
-        print(f"already in the catalog under another id: {loc.path} has the same title", file=sys.stderr)
-        return 1
-    taken = set(cat.papers)
-    key = key or make_key(rec.authors, int(rec.published[:4]), rec.title, taken)
-    if key in taken:
-        print(f"key {key!r} is taken by {cat.where[('papers', key)].path}", file=sys.stderr)
-        return 1
-    data = new_paper(rec, key, stage, tags or [])
-    Paper.model_validate(data)  # schema check before anything is written
-    text = _dump(data)
-    if dry_run:
-        print(text, end="")
-        return 0
-    path = root / "data" / "papers" / f"{key}.yaml"
-    stages_path = root / "data" / "stages.yaml"
-    stages_before = stages_path.read_text(encoding="utf-8") if stages_path.exists() else None
-    atomic_write(path, text)
-    if stage is not None:
-        _append_stage_item(stages_path, stage, key, why or "")
-    try:
-        load_catalog(root / "data", root=root)
-    except CatalogError as exc:
-        path.unlink()
-        if stages_before is not None:
-            atomic_write(stages_path, stages_before)
-        print(exc.report(), file=sys.stderr)
-        return 1
     print(f"wrote {path.relative_to(root)}: {rec.title} — {', '.join(rec.authors[:3])}"
           f"{' et al.' if len(rec.authors) > 3 else ''} ({rec.published[:4]}, {rec.primary_category})")
     return 0
 
 
-def _append_stage_item(stages_path: Path, stage: int, key: str, why: str) -> None:
+def _refresh(root: Path, cat: Any, p: Paper, rec: Record, force: bool) -> int:
+    """``add --force`` on an existing entry: refresh its arXiv-derived fields (lock held)."""
+    loc = cat.where[("papers", p.key)]
+    path = root / loc.path
+    if not force and (why := identity_mismatch(p, rec)):
+        print(f"{loc.path}:{loc.line}: not updated: {why}", file=sys.stderr)
+        return 1
+    before_text = path.read_text(encoding="utf-8")
+    new, plain = updated_entry(before_text, rec)
+    try:
+        Paper.model_validate(plain)
+    except ValidationError as exc:
+        print(f"{loc.path}: not updated: the arXiv fields would break the schema ({_schema_problems(exc)})",
+              file=sys.stderr)
+        return 1
+    txn = Transaction(root / "data")
+    txn.write(path, new)
+    before = txn.commit()
+    try:
+        load_catalog(root / "data", root=root)
+    except CatalogError as exc:
+        Transaction.undo(root / "data", before)
+        print(exc.report(), file=sys.stderr)
+        return 1
+    print(f"{'updated' if new != before_text else 'unchanged'} {loc.path}: {rec.title} ({rec.arxiv_id}v{rec.version})")
+    return 0
+
+
+def _with_stage_item(text: str, stages_path: Path, stage: int, key: str, why: str) -> str:
+    """``data/stages.yaml`` text with ``key`` appended to stage ``stage`` (ruamel round trip)."""
+    import io
+
     y = _yaml()
-    doc = y.load(stages_path.read_text(encoding="utf-8"))
-    for st in doc:
+    doc = y.load(text)
+    for st in doc or []:
         if st.get("number") == stage:
             st["items"].append({"paper": key, "why": why})
             break
     else:
         raise ValueError(f"stage {stage} not found in {stages_path}")
-    import io
-
     buf = io.StringIO()
     y.dump(doc, buf)
-    atomic_write(stages_path, buf.getvalue())
+    return buf.getvalue()
 
 
-def enrich(root: Path, keys: list[str] | None = None, check: bool = False, fetcher: Fetcher | None = None) -> int:
-    """``papers-kb enrich``: refresh (or, with ``check``, compare) every entry with an arXiv id."""
-    cat = load_catalog(root / "data", root=root)
+def enrich(root: Path, keys: list[str] | None = None, check: bool = False, fetcher: Fetcher | None = None,
+           force: bool = False) -> int:
+    """``papers-kb enrich``: refresh (or, with ``check``, compare) every entry with an arXiv id.
+
+    All refreshed files are written as one transaction holding the lock on ``data/``, and
+    taken back if the catalog no longer validates. An entry whose record has a disagreeing
+    title and first author (probably a wrong id) is left as it is unless ``force``; a DOI the
+    schema rejects is not written (one line each). Returns the exit status.
+
+    Raises:
+        papers_kb.files.WriteError: ``data/`` cannot be locked or written (read-only ...).
+    """
+    data_dir = root / "data"
+    lock = contextlib.nullcontext if check else data_lock
+    with lock(data_dir):
+        cat = load_catalog(data_dir, root=root)
     unknown = [k for k in keys or [] if k not in cat.papers]
     if unknown:
         print(f"unknown paper key(s): {', '.join(unknown)}", file=sys.stderr)
@@ -519,13 +694,45 @@ def enrich(root: Path, keys: list[str] | None = None, check: bool = False, fetch
         print(f"checked {len(papers)} entries against arXiv: {problems} disagreement(s); "
               f"{fetcher.requests_made} request(s)", file=sys.stderr)
         return 1 if problems else 0
-    changed = 0
-    for p in papers:
-        if p.arxiv_id in recs:
-            changed += update_entry_file(root / cat.where[("papers", p.key)].path, recs[p.arxiv_id])
-    load_catalog(root / "data", root=root)
-    print(f"enriched {len(papers) - len(missing)} entries ({changed} changed) with {fetcher.requests_made} request(s)")
-    return 1 if missing else 0
+    refused = 0
+    with data_lock(data_dir):
+        cat = load_catalog(data_dir, root=root)  # again, under the lock
+        txn = Transaction(data_dir)
+        for p in sorted(papers, key=lambda p: p.key):
+            rec = recs.get(p.arxiv_id or "")
+            if rec is None or p.key not in cat.papers:
+                continue
+            loc = cat.where[("papers", p.key)]
+            if not force and (why := identity_mismatch(cat.papers[p.key], rec)):
+                print(f"{loc.path}:{loc.line}: not updated: {why}; it looks like another paper "
+                      "(use --force if the arxiv_id is right)", file=sys.stderr)
+                refused += 1
+                continue
+            if (warning := doi_warning(rec)) is not None:
+                print(f"{loc.path}: {warning}", file=sys.stderr)
+            path = root / loc.path
+            text = path.read_text(encoding="utf-8")
+            new, plain = updated_entry(text, rec)
+            try:
+                Paper.model_validate(plain)
+            except ValidationError as exc:
+                print(f"{loc.path}: not updated: the arXiv fields would break the schema ({_schema_problems(exc)})",
+                      file=sys.stderr)
+                refused += 1
+                continue
+            if new != text:
+                txn.write(path, new)
+        before = txn.commit()
+        try:
+            load_catalog(data_dir, root=root)
+        except CatalogError as exc:
+            Transaction.undo(data_dir, before)
+            print(exc.report(), file=sys.stderr)
+            print("enrich: nothing written (the refreshed entries do not validate)", file=sys.stderr)
+            return 1
+    print(f"enriched {len(papers) - len(missing) - refused} entries ({len(before)} changed) with "
+          f"{fetcher.requests_made} request(s){f'; {refused} not updated' if refused else ''}")
+    return 1 if missing or refused else 0
 
 
 def load_cached_abstracts(cache_dir: Path) -> dict[str, str]:
@@ -558,4 +765,6 @@ def add_cli(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("enrich", help="refresh arXiv metadata of entries (batched, cached)")
     e.add_argument("keys", nargs="*", help="paper keys (default: all with an arXiv id)")
     e.add_argument("--check", action="store_true", help="change nothing; report title/author/year disagreements")
-    e.set_defaults(func=lambda args: enrich(Path(args.root).resolve(), args.keys, args.check))
+    e.add_argument("--force", action="store_true",
+                   help="also update entries whose arXiv title and first author both disagree")
+    e.set_defaults(func=lambda args: enrich(Path(args.root).resolve(), args.keys, args.check, force=args.force))

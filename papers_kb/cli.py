@@ -143,15 +143,45 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _recover(root: Path) -> None:
+    """Finish a write to ``data/`` that a killed ``add``/``enrich`` left committed (or discard
+    one it did not commit), so every command sees data/ whole. Needs the lock."""
+    from papers_kb.files import data_lock, pending
+
+    data = root / "data"
+    if pending(data):
+        with data_lock(data) as done:
+            if done:
+                print(f"completed an interrupted write of {', '.join(f'data/{d}' for d in done)}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``papers-kb`` console script."""
+    """Entry point of the ``papers-kb`` console script.
+
+    Every error ends in one line (or, for validation, one line per problem) naming the file,
+    URL or argument and the reason, and a non-zero exit status; never a traceback.
+    """
+    from papers_kb.files import WriteError
+    from papers_kb.render import UnsafePath
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _recover(_root(args))
         return int(args.func(args) or 0)
     except CatalogError as exc:
         print(exc.report(), file=sys.stderr)
         return 1
+    except UnsafePath as exc:
+        print(f"papers-kb: {exc}", file=sys.stderr)
+        return 1
+    except WriteError as exc:
+        print(f"papers-kb: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # reading or writing a file the command was pointed at
+        what = f"{exc.filename}: " if exc.filename else ""
+        print(f"papers-kb: {what}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

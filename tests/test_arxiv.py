@@ -270,3 +270,206 @@ def test_enrich_check_whole_knowledge_base(tmp_path, httpserver, monkeypatch, ca
     assert main(["--root", str(proj), "enrich", "--check"]) == 0
     assert len(httpserver.log) == -(-len(entries) // 100)
     assert f"checked {len(entries)} entries against arXiv: 0 disagreement(s)" in capsys.readouterr().err
+
+
+# --- hostile answers and faults: one line, bounded time, nothing lost -------------------------
+
+import json  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+
+
+def one_line(err: str) -> str:
+    err = err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_redirect_loop_is_one_line(project: Path, arx, capsys):
+    arx.expect_request("/api/query").respond_with_data("", status=302, headers={"Location": arx.url_for("/api/query")})
+    before = sorted(p.name for p in (project / "data/papers").iterdir())
+    assert main(["--root", str(project), "add", "2103.15691"]) == 2
+    err = one_line(capsys.readouterr().err)
+    assert err.startswith("arXiv could not be reached: too many redirects") and arx.url_for("/api/query") in err
+    assert sorted(p.name for p in (project / "data/papers").iterdir()) == before
+
+
+def test_feed_entry_with_a_non_arxiv_id_is_one_line(project: Path, arx, capsys):
+    body = feed([VIVIT]).replace(b"<id>http://arxiv.org/abs/2103.15691v2</id>", b"<id>http://example.org/not-arxiv</id>")
+    arx.expect_request("/api/query").respond_with_data(body, content_type="application/atom+xml")
+    assert main(["--root", str(project), "add", "2103.15691"]) == 2
+    err = one_line(capsys.readouterr().err)
+    assert "'http://example.org/not-arxiv' is not an arXiv id" in err
+    assert not (project / "data/papers/arnab2021vivit.yaml").exists()
+
+
+class Trickler:
+    """A raw HTTP server on 127.0.0.1 that sends a whole valid answer, a few bytes at a time
+    (each pause shorter than the client's read timeout, so only a total deadline stops it)."""
+
+    def __init__(self, body: bytes, pause: float = 0.25, pieces: int = 20):
+        self.answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/atom+xml\r\n"
+                       b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+        self.pause, self.pieces = pause, pieces
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.served = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                self.served += 1
+                step = -(-len(self.answer) // self.pieces)
+                try:
+                    for i in range(0, len(self.answer), step):
+                        conn.sendall(self.answer[i:i + step])
+                        time.sleep(self.pause)
+                except OSError:
+                    pass  # the client gave up
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_trickling_server_is_cut_at_the_total_deadline(project: Path, monkeypatch, tmp_path, capsys):
+    """A 5 s trickle with a 1 s timeout: the request ends at its deadline, not after the trickle."""
+    srv = Trickler(feed([VIVIT]))
+    monkeypatch.setenv("PAPERS_KB_ARXIV_URL", f"http://127.0.0.1:{srv.port}/api/query?{{}}")
+    monkeypatch.setenv("PAPERS_KB_ARXIV_TIMEOUT", "1")
+    monkeypatch.setenv("PAPERS_KB_ARXIV_RETRIES", "0")
+    monkeypatch.setenv("PAPERS_KB_ARXIV_DELAY", "0")
+    monkeypatch.setenv("PAPERS_KB_ARXIV_CACHE", str(tmp_path / "c"))
+    try:
+        assert main(["--root", str(project), "add", "2103.15691"]) == 2
+        err = one_line(capsys.readouterr().err)
+        assert err.startswith("arXiv could not be reached: timed out") and "within 1 s" in err
+        assert not (project / "data/papers/arnab2021vivit.yaml").exists()
+    finally:
+        srv.close()
+
+
+def test_long_retry_after_is_not_waited_in_silence(project: Path, arx, monkeypatch, capsys):
+    arx.expect_request("/api/query").respond_with_data("slow down", status=429, headers={"Retry-After": "3600"})
+    monkeypatch.setenv("PAPERS_KB_ARXIV_MAX_WAIT", "5")
+    assert main(["--root", str(project), "add", "2103.15691"]) == 2
+    err = one_line(capsys.readouterr().err)
+    assert "HTTP 429" in err and "3600 s" in err and "5 s" in err
+    assert len(arx.log) == 1
+
+
+def test_short_retry_after_is_announced(project: Path, arx, capsys):
+    arx.expect_ordered_request("/api/query").respond_with_data("slow down", status=429, headers={"Retry-After": "1"})
+    arx.expect_ordered_request("/api/query").respond_with_handler(serve_known)
+    assert main(["--root", str(project), "add", "2103.15691"]) == 0
+    err = capsys.readouterr().err
+    assert "HTTP 429" in err and "waiting 1 s" in err
+
+
+def test_enrich_refuses_a_record_whose_title_and_first_author_disagree(project: Path, arx, capsys):
+    wrong = FeedEntry("1811.08383", "Something Else Entirely", ["Someone Different"], doi="10.1000/other.1")
+    arx.expect_request("/api/query").respond_with_data(feed([wrong]))
+    path = project / "data/papers/lin2019tsm.yaml"
+    before = path.read_text()
+    assert main(["--root", str(project), "enrich", "lin2019tsm"]) == 1
+    out = capsys.readouterr()
+    assert "data/papers/lin2019tsm.yaml" in out.out + out.err and "--force" in out.out + out.err
+    assert path.read_text() == before  # curated authors kept, no foreign DOI
+    assert main(["--root", str(project), "enrich", "--force", "lin2019tsm"]) == 0
+    assert "Someone Different" in path.read_text()
+
+
+@pytest.mark.parametrize("command", ["enrich", "add"])
+def test_a_doi_the_schema_rejects_is_never_written(project: Path, arx, capsys, command: str):
+    bad = FeedEntry("1811.08383", TSM.title, TSM.authors, doi="10.1234/has space {brace}")
+    other = FeedEntry("2001.00001", "A New Paper About Something", ["New Author"], doi="10.1234/x y")
+    arx.expect_request("/api/query").respond_with_data(feed([bad if command == "enrich" else other]))
+    args = ["enrich", "lin2019tsm"] if command == "enrich" else ["add", "2001.00001"]
+    code = main(["--root", str(project), *args])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "is not a DOI" in err
+    cat = load_catalog(project / "data", root=project)  # data/ is valid
+    assert all(p.doi is None for p in cat.papers.values())
+    assert code == 0
+
+
+def test_add_stage_writes_both_files_or_neither_even_when_killed(project: Path, tmp_path):
+    """``add --stage`` killed (SIGKILL) at each file operation in data/: afterwards data/ is
+    valid, with the paper and its stage item both there or both absent."""
+    cache = tmp_path / "cache"
+    rec = Record("2103.15691", 2, "ViViT: A Video Vision Transformer", ["Anurag Arnab"], "2021-03-29", "2021-11-01",
+                 "cs.CV", ["cs.CV"], None, None, None, "abstract")
+    (cache / "records").mkdir(parents=True)
+    (cache / "records/2103.15691.json").write_text(json.dumps(rec.__dict__))
+    script = (
+        "import os, signal, sys\n"
+        "real, n = os.replace, [0]\n"
+        "def replace(src, dst, *a, **k):\n"
+        "    if '/data/' in os.fspath(dst):\n"
+        "        n[0] += 1\n"
+        "        if n[0] == int(sys.argv[1]):\n"
+        "            os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return real(src, dst, *a, **k)\n"
+        "os.replace = replace\n"
+        "from papers_kb.cli import main\n"
+        "sys.exit(main(sys.argv[2:]))\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PAPERS_KB_ARXIV_CACHE": str(cache)}
+    outcomes = []
+    for kill_at in range(1, 8):
+        proj = make_project(tmp_path / f"p{kill_at}")
+        proc = subprocess.run([sys.executable, "-c", script, str(kill_at), "--root", str(proj), "add", "2103.15691",
+                               "--stage", "2", "--why", "For the test."], env=env, capture_output=True, text=True)
+        outcomes.append(proc.returncode)
+        assert main(["--root", str(proj), "validate"]) == 0, (kill_at, proc.returncode)
+        cat = load_catalog(proj / "data", root=proj)
+        on_path = cat.stage_item("arnab2021vivit") is not None
+        assert ("arnab2021vivit" in cat.papers) == on_path, kill_at
+        assert not (proj / "data/.papers-kb-txn").exists()
+    assert -signal.SIGKILL in outcomes and 0 in outcomes  # killed at every step, then one run finished
+
+
+def test_concurrent_adds_with_colliding_keys_keep_both(project: Path, monkeypatch, capsys):
+    """Two adds of different papers whose derived keys collide (same first author, year and
+    first word), both fetching before either writes: the lock serialises the writes and the
+    second one sees the first's key."""
+    from papers_kb import arxiv_client
+
+    recs = {
+        "2001.00001": Record("2001.00001", 1, "Alpha Models For Video", ["Jane Doe"], "2020-01-01", "2020-01-01",
+                             "cs.CV", ["cs.CV"], None, None, None, ""),
+        "2001.00002": Record("2001.00002", 1, "Alpha Networks Again", ["Jane Doe"], "2020-01-02", "2020-01-02",
+                             "cs.CV", ["cs.CV"], None, None, None, ""),
+    }
+    both_fetched = threading.Barrier(2, timeout=20)
+
+    class SlowFetcher(arxiv_client.Fetcher):
+        def fetch(self, ids, use_cache=True):
+            out = {i: recs[i] for i in ids}
+            both_fetched.wait()
+            return out
+
+    codes = {}
+
+    def run(vid):
+        codes[vid] = arxiv_client.add(project, vid, fetcher=SlowFetcher(cache_dir=project / ".cache"))
+
+    threads = [threading.Thread(target=run, args=(v,)) for v in recs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert codes == {"2001.00001": 0, "2001.00002": 0}
+    cat = load_catalog(project / "data", root=project)
+    assert {p.arxiv_id for p in cat.papers.values()} >= set(recs)  # neither paper lost
+    assert {"doe2020alpha", "doe2020alphab"} <= set(cat.papers)

@@ -23,7 +23,7 @@ at top level)::
     concurrency = 32         # requests in flight, all hosts together
     per-host = 4             # requests in flight per host
     delay = 0.05             # politeness pause (s) of a per-host slot after each request
-    timeout = 10.0           # per request (s)
+    timeout = 10.0           # per request (s), in all: connect, headers and body together
     retries = 2              # extra attempts on 5xx, timeouts, connection errors, 429
     backoff = 0.5            # first retry pause (s); doubles each retry
     max-redirects = 10
@@ -501,18 +501,39 @@ class LinkResult:
 
 
 class LinkCache:
-    """URL results in a JSON file; OK results younger than ``ttl`` seconds are reused."""
+    """URL results in a JSON file; OK results younger than ``ttl`` seconds are reused.
+
+    A cache that cannot be read (not JSON, not UTF-8, another layout) is only a cache: it is
+    started again, and ``warning`` says so in one line (the command prints it).
+    """
 
     def __init__(self, path: Path | str | None, ttl: float):
         self.path = Path(path) if path else None
         self.ttl = ttl
         self.entries: dict[str, dict[str, Any]] = {}
+        self.warning: str | None = None
         if self.path and self.path.exists():
             try:
-                doc = json.loads(self.path.read_text(encoding="utf-8"))
-                self.entries = dict(doc.get("urls", {}))
-            except (json.JSONDecodeError, AttributeError):
-                self.entries = {}  # a corrupt cache is only a cache: start again
+                self.entries = self._read(self.path)
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                self.warning = f"link cache {self.path} is unreadable ({exc}); starting a new one"
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, dict[str, Any]]:
+        """The entries of a cache file; ValueError naming what is wrong with its layout."""
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(doc, dict) or not isinstance(doc.get("urls", {}), dict):
+            raise ValueError('expected {"version": 1, "urls": {URL: result}}')
+        entries = {}
+        for url, e in doc.get("urls", {}).items():
+            if not isinstance(e, dict) or not isinstance(e.get("status"), str):
+                raise ValueError(f"entry for {url} is not a result")
+            try:
+                float(e.get("checked_at", 0))
+            except (TypeError, ValueError):
+                raise ValueError(f"entry for {url} has checked_at {e.get('checked_at')!r}") from None
+            entries[url] = e
+        return entries
 
     def fresh(self, url: str, now: float) -> LinkResult | None:
         e = self.entries.get(url)
@@ -529,6 +550,7 @@ class LinkCache:
                                    "message": r.message, "checked_at": r.checked_at}
 
     def save(self) -> None:
+        """Write the cache (atomically). Raises papers_kb.files.WriteError when it cannot."""
         if self.path is None:
             return
         from papers_kb.files import atomic_write
@@ -539,6 +561,36 @@ class LinkCache:
 # =========================================================================================
 # External check: the concurrent checker
 # =========================================================================================
+
+
+class _Unusable(Exception):
+    """A URL (or a redirect's target) that cannot be requested: its message says why."""
+
+
+def _check_usable(url: str, redirect: bool = False) -> None:
+    """Raise :class:`_Unusable` for a URL no HTTP request can be made to: another scheme
+    (``mailto:``, ``javascript:``, ``data:`` ...), no host, a port out of range, a malformed
+    host; otherwise return."""
+    what = "redirected to" if redirect else "invalid URL"
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
+            shown = url if len(url) <= 80 else url[:77] + "..."
+            raise _Unusable(f"redirected to a non-HTTP URL {shown}" if redirect else
+                            f"invalid URL: not http(s): {shown}")
+        if not parts.hostname:
+            raise _Unusable(f"{what} {url}: no host")
+        parts.port  # noqa: B018  -- raises ValueError for a port out of range
+    except ValueError as exc:
+        raise _Unusable(f"{'invalid redirect target' if redirect else 'invalid URL'} {url} ({exc})") from None
+
+
+async def _refuse_unusable_redirect(response: Any) -> None:
+    """httpx response hook: stop at a redirect whose Location cannot be followed (httpx would
+    fail building the next request with a bare InvalidURL, losing the Location)."""
+    if response.is_redirect and "location" in response.headers:
+        _check_usable(urljoin(str(response.request.url), response.headers["location"]), redirect=True)
 
 
 class _Retry(Exception):
@@ -601,7 +653,8 @@ class LinkChecker:
             self._clients[host] = httpx.AsyncClient(
                 verify=self._ssl, timeout=httpx.Timeout(self.cfg.timeout), follow_redirects=False,
                 limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
-                headers={"User-Agent": self.cfg.user_agent or default_user_agent()})
+                headers={"User-Agent": self.cfg.user_agent or default_user_agent()},
+                event_hooks={"response": [_refuse_unusable_redirect]})
         return self._clients[host]
 
     def _host_sem(self, host: str) -> asyncio.Semaphore:
@@ -611,10 +664,15 @@ class LinkChecker:
         return self._host_sems[host]
 
     async def _send(self, method: str, url: str) -> Any:
-        """One request under the host and global limits.
+        """One request under the host and global limits, done within ``timeout`` seconds in
+        all (httpx's timeouts bound each read; a server trickling its headers would not hit
+        them).
 
         A GET body is read only when it is announced as small (<= 64 KiB), so that the
         connection can be reused; a larger one (a PDF) is dropped unread with its connection.
+
+        Raises:
+            TimeoutError: no complete answer within ``timeout`` seconds.
         """
         host = (urlsplit(url).hostname or "").lower()
         rule = self.cfg.rule(host)
@@ -622,7 +680,7 @@ class LinkChecker:
         async with self._host_sem(host):
             try:
                 assert self._global is not None
-                async with self._global:
+                async with self._global, asyncio.timeout(self.cfg.timeout):
                     client = self._client(host)
                     req = client.build_request(method, url)
                     if method == "HEAD":  # no body: a plain send keeps the connection alive
@@ -650,9 +708,11 @@ class LinkChecker:
 
         seen = {url}
         current, moved = url, False
-        for _ in range(self.cfg.max_redirects + 1):
-            if urlsplit(current).scheme.lower() not in ("http", "https"):
-                return "broken", None, current, f"redirected to a non-HTTP URL {current}"
+        for hop in range(self.cfg.max_redirects + 1):
+            try:
+                _check_usable(current, redirect=hop > 0)
+            except _Unusable as exc:
+                return "broken", None, current, str(exc)
             rule = self.cfg.rule(urlsplit(current).hostname or "")
             methods = ["GET"] if rule.method == "GET" else ["HEAD", "GET"]
             resp = None
@@ -660,8 +720,12 @@ class LinkChecker:
                 counter[0] += 1
                 try:
                     resp = await self._send(method, current)
-                except httpx.TimeoutException:
-                    raise _Retry("timeout", None, f"no answer within {self.cfg.timeout:g} s")
+                except _Unusable as exc:  # from the response hook: a redirect to mailto:, data: ...
+                    return "broken", None, current, str(exc)
+                except httpx.InvalidURL as exc:
+                    return "broken", None, current, f"invalid URL {current} ({exc})"
+                except (httpx.TimeoutException, TimeoutError):
+                    raise _Retry("timeout", None, f"no complete answer within {self.cfg.timeout:g} s")
                 except httpx.RemoteProtocolError as exc:
                     raise _Retry("broken", None, f"connection dropped ({exc or 'no response'})")
                 except httpx.ConnectError as exc:
@@ -694,8 +758,20 @@ class LinkChecker:
         return "broken", None, current, f"more than {self.cfg.max_redirects} redirects"
 
     async def check_one(self, url: str) -> LinkResult:
-        """Check one URL with retries; never raises for network problems."""
+        """Check one URL with retries; never raises for network problems (nor for a URL that
+        cannot be requested: that is ``broken``, with the reason)."""
+        try:
+            return await self._check_one(url)
+        except Exception as exc:  # noqa: BLE001 -- one URL must not stop the run; reported as broken
+            return LinkResult(url, "broken", None, None, f"cannot be checked: {type(exc).__name__}: {exc}",
+                              time.time(), 0)
+
+    async def _check_one(self, url: str) -> LinkResult:
         counter = [0]
+        try:
+            _check_usable(url)
+        except _Unusable as exc:
+            return LinkResult(url, "broken", None, None, str(exc), time.time(), 0)
         canon = arxiv_canonical(url)
         if canon:
             return LinkResult(url, "moved", None, canon, f"arXiv mirror: use {canon}", time.time(), 0)
@@ -896,6 +972,8 @@ def cmd_check_links(args: argparse.Namespace) -> int:
             print(f"note: {site} not built; checking the URLs of data/ only", file=sys.stderr)
         cache_path = Path(args.cache) if args.cache else root / ".cache" / "links.json"
         cache = None if args.no_cache else LinkCache(cache_path, cfg.ttl_days * 86400)
+        if cache is not None and cache.warning:
+            print(f"warning: {cache.warning}", file=sys.stderr)
         t0 = time.perf_counter()
         results = check_external(urls, cfg, cache, progress=_progress_printer())
         sys.stdout.write(format_external(results, verbose=args.verbose))

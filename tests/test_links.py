@@ -82,6 +82,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         elif path == "/to-ftp":
             self._reply(301, {"Location": "ftp://example.invalid/file"})
+        elif path == "/to-mailto":
+            self._reply(302, {"Location": "mailto:someone@example.org"})
+        elif path == "/to-javascript":
+            self._reply(302, {"Location": "javascript:alert(1)"})
+        elif path == "/to-data":
+            self._reply(301, {"Location": "data:text/html,<script>alert(1)</script>"})
+        elif path == "/to-bad-port":
+            self._reply(302, {"Location": f"http://127.0.0.1:99999{path}"})
         elif path == "/forbidden":
             self._reply(403)
         else:
@@ -457,3 +465,88 @@ def test_cli_external_reports_file_line_and_field(server: LocalServer, tmp_path:
     assert by_url["https://arxiv.org/abs/1811.08383"]["status"] == "excluded"
     assert doc["external"]["summary"]["ok"] >= 3
     assert all(r["status"] in ("ok", "excluded", "broken", "moved") for r in by_url.values())
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile URLs and servers: one URL never stops the run, every request is bounded in time
+# --------------------------------------------------------------------------------------------
+
+
+def test_unusable_urls_and_redirects_are_broken_not_fatal(server: LocalServer) -> None:
+    """An invalid port, a malformed host and redirects to mailto:, javascript: and data: each
+    end as ``broken`` with a reason; the other URLs of the run are still checked."""
+    urls = ["http://127.0.0.1:99999/x", "http://[::1/x", server.url("/to-mailto"), server.url("/to-javascript"),
+            server.url("/to-data"), server.url("/to-bad-port"), server.url("/ok/after")]
+    res = run(urls, fast_config())
+    assert res[server.url("/ok/after")].status == "ok"
+    assert res["http://127.0.0.1:99999/x"].status == "broken" and "invalid URL" in res["http://127.0.0.1:99999/x"].message
+    assert res["http://[::1/x"].status == "broken" and "invalid URL" in res["http://[::1/x"].message
+    for path, target in (("/to-mailto", "mailto:"), ("/to-javascript", "javascript:"), ("/to-data", "data:")):
+        r = res[server.url(path)]
+        assert r.status == "broken" and "non-HTTP" in r.message and target in r.message, (path, r)
+        assert server.counts[path] == 1  # not retried
+    bad = res[server.url("/to-bad-port")]
+    assert bad.status == "broken" and "invalid" in bad.message and "99999" in bad.message
+
+
+class _TrickleServer:
+    """Answers every request with headers sent one line at a time, each pause shorter than the
+    client's timeout, for about ``lines * pause`` seconds, then a valid empty 200."""
+
+    def __init__(self, lines: int = 12, pause: float = 0.25):
+        self.lines, self.pause = lines, pause
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                for i in range(self.lines):
+                    time.sleep(self.pause)
+                    conn.sendall(f"X-Slow-{i}: {i}\r\n".encode())
+                conn.sendall(b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass  # the client gave up
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_trickling_headers_are_cut_at_the_total_deadline() -> None:
+    """Headers trickling for 3 s with a 1 s timeout: ``timeout``, not ``ok`` after 3 s."""
+    srv = _TrickleServer()
+    try:
+        url = f"http://127.0.0.1:{srv.port}/slowly"
+        r = run([url], fast_config(timeout=1.0, retries=0))[url]
+        assert r.status == "timeout" and "within 1 s" in r.message, r
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe\x00garbage", b'{"urls": []}', b'{"urls": {"URL": 5}}',
+                                     b'{"urls": {"URL": {"status": "ok", "checked_at": "yesterday"}}}', b"[1, 2]"])
+def test_corrupt_cache_is_a_warning_and_is_rebuilt(server: LocalServer, tmp_path: Path, capsys, content: bytes) -> None:
+    proj = make_project(tmp_path / "proj")
+    for f in (proj / "data").rglob("*.yaml"):
+        f.write_text(re.sub(r"https?://[^\s\"']+", server.url("/ok/x"), f.read_text(encoding="utf-8")), encoding="utf-8")
+    cache = tmp_path / "links.json"
+    cache.write_bytes(content.replace(b"URL", server.url("/ok/x").encode()))
+    config = write(tmp_path / "lc.toml", 'exclude = ["^https://arxiv\\\\.org/"]\ntimeout = 0.5\nretries = 0\ndelay = 0\n')
+    rc = cli_main(["--root", str(proj), "check-links", "--external", "--config", str(config), "--cache", str(cache)])
+    err = capsys.readouterr().err
+    assert rc == 0 and "Traceback" not in err
+    assert f"link cache {cache} is unreadable" in err and "starting a new one" in err
+    assert json.loads(cache.read_text())["urls"][server.url("/ok/x")]["status"] == "ok"  # rebuilt

@@ -250,16 +250,23 @@ def write(papers: list[Paper], biblatex: bool = False) -> str:
     return _month_macros(text).strip() + "\n"
 
 
+class UnknownSelection(ValueError):
+    """``--key``/``--tag`` names that are not in the catalog (one-line message)."""
+
+
 def select(cat: Catalog, stage: int | None = None, tags: list[str] | None = None,
            keys: list[str] | None = None) -> list[Paper]:
     """Papers matching every given selector, sorted by citation key.
 
     Raises:
-        KeyError: naming keys or tags that are not in the catalog.
+        UnknownSelection: naming the keys and tags that are not in the catalog.
     """
-    unknown = [k for k in keys or [] if k not in cat.papers] + [t for t in tags or [] if t not in cat.tags]
-    if unknown:
-        raise KeyError(f"not in the catalog: {', '.join(unknown)}")
+    bad_keys = [k for k in keys or [] if k not in cat.papers]
+    bad_tags = [t for t in tags or [] if t not in cat.tags]
+    if bad_keys or bad_tags:
+        parts = ([f"unknown paper key(s) for --key: {', '.join(bad_keys)}"] if bad_keys else []) + \
+                ([f"unknown tag(s) for --tag: {', '.join(bad_tags)}"] if bad_tags else [])
+        raise UnknownSelection("; ".join(parts))
     out = []
     for p in cat.papers.values():
         if stage is not None and (cat.stage_item(p.key) or (None,))[0] != stage:

@@ -78,9 +78,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     cat = _load(args)
     if args.bibtex:
-        from papers_kb.bibtex import export_bibtex
+        from papers_kb.bibtex import UnknownSelection, export_bibtex
 
-        text = export_bibtex(cat, stage=args.stage, tags=args.tag, keys=args.key, biblatex=args.biblatex)
+        try:
+            text = export_bibtex(cat, stage=args.stage, tags=args.tag, keys=args.key, biblatex=args.biblatex)
+        except UnknownSelection as exc:
+            print(f"export: {exc}", file=sys.stderr)
+            return 2
     else:
         text = json.dumps(cat.as_json(), ensure_ascii=False, indent=2, sort_keys=False) + "\n"
     _output(text, args.output)

@@ -473,3 +473,14 @@ def test_concurrent_adds_with_colliding_keys_keep_both(project: Path, monkeypatc
     cat = load_catalog(project / "data", root=project)
     assert {p.arxiv_id for p in cat.papers.values()} >= set(recs)  # neither paper lost
     assert {"doe2020alpha", "doe2020alphab"} <= set(cat.papers)
+
+
+def test_add_that_breaks_a_cross_check_is_taken_back(project: Path, arx, capsys):
+    """Written, then the catalog does not validate (an unknown tag): both files are put back."""
+    arx.expect_request("/api/query").respond_with_handler(serve_known)
+    stages = (project / "data/stages.yaml").read_text()
+    assert main(["--root", str(project), "add", "2103.15691", "--stage", "2", "--why", "x", "--tag", "no-such-tag"]) == 1
+    assert "unknown tag 'no-such-tag'" in capsys.readouterr().err
+    assert not (project / "data/papers/arnab2021vivit.yaml").exists()
+    assert (project / "data/stages.yaml").read_text() == stages
+    assert not (project / "data/.papers-kb-txn").exists()

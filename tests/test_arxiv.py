@@ -393,7 +393,8 @@ def test_enrich_refuses_a_record_whose_title_and_first_author_disagree(project: 
 @pytest.mark.parametrize("command", ["enrich", "add"])
 def test_a_doi_the_schema_rejects_is_never_written(project: Path, arx, capsys, command: str):
     bad = FeedEntry("1811.08383", TSM.title, TSM.authors, doi="10.1234/has space {brace}")
-    other = FeedEntry("2001.00001", "A New Paper About Something", ["New Author"], doi="10.1234/x y")
+    other = FeedEntry("2001.00001", "A New Paper About Something", ["New Author"], doi="10.1234/x y",
+                      published="2020-01-05T00:00:00Z", updated="2020-01-05T00:00:00Z")
     arx.expect_request("/api/query").respond_with_data(feed([bad if command == "enrich" else other]))
     args = ["enrich", "lin2019tsm"] if command == "enrich" else ["add", "2001.00001"]
     code = main(["--root", str(project), *args])

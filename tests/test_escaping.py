@@ -42,9 +42,10 @@ PAYLOAD = (
 PREFIXES = ["", "- ", "1. ", "# ", "    ", "> ", "=== ", '--8<-- "x" ', "!!! note ", "| ", "```", "<div>"]
 # Fields that no page shows (kept in data for curators).
 NOT_SHOWN = {
-    "papers[].notes", "papers[].sources[].note", "datasets[].sources[].note", "repos[].notes", "repos[].summary",
+    "papers[].notes", "papers[].authors_note", "papers[].year_note", "papers[].sources[].note", "datasets[].confirmed",
+    "datasets[].license", "datasets[].sources[].note", "repos[].notes", "repos[].summary", "repos[].confirmed",
     "repos[].sources[].note", "repos[].sources[].section", "resources[].author", "resources[].sources[].note",
-    "resources[].sources[].section", "results[].notes", "results[].source.note",
+    "resources[].sources[].section", "results[].notes", "results[].source.note", "sources[].author", "sources[].notes",
 }
 CODE_FILE = ('"""A model file shown on a code page: PWNCODE ``` ```` <script>alert(1)</script>."""\n'
              "x = 1  # ~~~ `tick` {{ 7*7 }}\n")
@@ -244,6 +245,7 @@ def _record(project: Path, name: str, **fields) -> Path:
     ({"source_file": "/etc/passwd"}, "source_file"),
     ({"source_file": "videozoo/../../../etc/passwd"}, "source_file"),
     ({"source_file": "data/papers/lin2019tsm.yaml"}, "source_file"),
+    ({"source_file": "videozoo/models/../../setup.py"}, "source_file"),
 ])
 def test_reproduction_paths_are_confined(project: Path, capsys, fields: dict, field: str) -> None:
     """``model: ../../../README`` must not overwrite README.md, ``source_file: /etc/passwd``
@@ -269,7 +271,8 @@ def test_render_refuses_paths_that_get_past_the_schema(project: Path) -> None:
     cat = load_catalog(project / "data", root=project)
     good = dict(paper="lin2019tsm", model="tsm", source_file="videozoo/models/tsm.py", command="c",
                 generated=_dt.datetime(2026, 1, 1), checks=[])
-    for bad in ({"model": "../../../README"}, {"source_file": "/etc/passwd"}, {"source_file": "videozoo/../README.md"}):
+    for bad in ({"model": "../../../README"}, {"source_file": "/etc/passwd"}, {"source_file": "videozoo/../README.md"},
+                {"source_file": "scripts/bench_zoo.py"}):
         cat.reproduction = {"lin2019tsm": ReproductionRecord.model_construct(**{**good, **bad})}
         with pytest.raises(UnsafePath):
             render_pages(cat)

@@ -2,37 +2,39 @@
 
 Yan Li, Bin Ji, Xintian Shi, Jianguo Zhang, Bin Kang, Limin Wang. CVPR 2020. arXiv 2004.01398.
 
-TEA replaces each bottleneck of a Res2Net-50 (26w x 4s) by a *TEA block*:
-``1x1 conv -> ME -> MTA -> 1x1 conv`` plus the shortcut, applied to N segments folded into
-the batch ``(B*N, C, H, W)`` (Sec. 3, Fig. 2).
+:meth:`TEAConfig.paper` builds the model of the authors' released code,
+Phoenix1327/tea-action-recognition at commit f59e2f8166dfe78ca06d4ebc7d456665a3c100d9
+(``ops/tea50_8f.py``, ``ops/models.py``): TEA-Res2Net50 (26w x 4s), 8 segments,
+Kinetics-400 head, as ``TSN(400, 8, 'RGB', base_model='tea50', dropout=0.5)`` builds it.
+Its layer table is ``videozoo/reference_tables/tea_r2n50_k400.json``;
+:func:`load_state_dict_from` loads the authors' checkpoints.
 
-* Motion excitation, ME (Sec. 3.1, Fig. 2 left): squeeze the channels by r=16 with a 1x1
-  conv + BN; for each segment t take the *feature-level temporal difference*
-  ``M(t) = K * X(t+1) - X(t)``, where ``K`` is a channel-wise (depthwise) 3x3 conv applied to
-  the next segment (``M(N-1) = 0``); pool it spatially; expand back to C channels with a 1x1
-  conv; ``A = 2 sigmoid(.) - 1``; output ``X + X * A`` (the residual keeps static appearance).
-* Multiple temporal aggregation, MTA (Sec. 3.2, Fig. 2 right): the Res2Net split of the
-  channels into 4 fragments; one fragment is passed on unchanged, each of the others goes
-  through a channel-wise temporal 1D conv (kernel 3 over segments) then the 3x3 spatial conv
-  (+ BN + ReLU), and each fragment first adds the output of the previous one (hierarchical
-  residual), so the temporal receptive field grows inside one block.
+TEA replaces every bottleneck of a Res2Net-50 by a TEA block,
+``1x1 conv -> ME -> MTA -> 1x1 conv`` plus the shortcut, over N segments folded into the batch
+``(B*N, C, H, W)`` (Sec. 3, Fig. 2):
 
-Choices and simplifications:
+* Motion excitation, ME (Sec. 3.1, eqs. 1-4): squeeze the channels by r = 16 (1x1 conv + BN);
+  the feature-level difference ``M(t) = K * Xr(t+1) - Xr(t)`` with ``K`` a channel-wise 3x3
+  conv (``M(N-1) = 0``); global average pooling; expansion back to C channels by a 1x1 conv;
+  the output ``X + X * A``. The release computes ``A = sigmoid(BN(conv(M))) - 1/2``
+  (``me_formula="released"``, the default); the paper writes ``A = 2 sigmoid(conv(M)) - 1``
+  without BN (eq. 4, ``me_formula="paper"``, registered as ``tea_r2n50_paper_me``).
+* Multiple temporal aggregation, MTA (Sec. 3.2): the Res2Net split into 4 fragments; each of
+  the first three goes through a channel-wise temporal conv (kernel 3 over segments) and the
+  3x3 spatial conv + BN + ReLU, adding the previous fragment's output first (hierarchical
+  residual), so the temporal receptive field grows within the block. In the release the
+  temporal convs of these three fragments start as identity, and the fourth, passed-on
+  fragment gets a learnable temporal conv too, initialised as a shift of half its channels
+  to the next and half to the previous segment
+  (:class:`videozoo.layers.temporal_conv.TemporalShiftConv`).
 
-* Fragment order follows Res2Net / timm (the fragments that are convolved come first, the
-  untouched one last) instead of the paper's figure (untouched first); this is a fixed
-  channel permutation and lets Res2Net weights (``timm`` ``res2net50_26w_4s``) load with
-  unchanged keys (:func:`load_state_dict_from`).
-* In the first block of every stage (stride or width change) Res2Net does not add the
-  fragments hierarchically and average-pools the passed-on fragment; we keep that.
-* Initialisation of MTA's channel-wise temporal convs is not given in the paper. By default
-  (``tconv_init="shift"``) they start as a temporal shift, as TSM's fixed kernels: 1/8 of the
-  channels take the next segment, 1/8 the previous one, the rest stay (centre tap). Started
-  as identity instead, the tiny config memorised the synthetic motion set (98.6 % train,
-  21.5 % held-out top-1) while the shift start reaches 97 % held-out. ``tconv_init="identity"``
-  makes an untrained TEA with ME switched off compute exactly Res2Net-50 on every frame; the
-  reference check uses that.
-* No BN after the ME expansion conv; the paper's formula has none.
+Fragment order and the first block of each stage follow Res2Net (the convolved fragments
+first; in a stage's first block the fragments are not added hierarchically and the passed-on
+fragment is average-pooled), as the release does. Segment consensus averages the per-segment
+scores after dropout 0.5 and the classifier.
+
+Simplified: frames in [0, 1] without ImageNet normalisation (a data transform); random weights
+(``timm``'s ``res2net50_26w_4s`` ImageNet weights load with :func:`load_state_dict_from`).
 """
 
 from __future__ import annotations
@@ -41,32 +43,35 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from videozoo.layers.temporal_conv import TemporalShiftConv
 from videozoo.layers.temporal_resnet import TemporalResNet, clip_to_segments
-from videozoo.registry import register_check, register_model
-from videozoo.testing import randomise_batchnorm
+from videozoo.registry import Reported, register_check, register_model, register_variant
 
-__all__ = ["TEAConfig", "MotionExcitation", "TemporalConv1d", "TEABlock", "TEA", "tea", "load_state_dict_from"]
+__all__ = ["TEAConfig", "MotionExcitation", "TEABlock", "TEA", "tea", "load_state_dict_from"]
 
 
 @dataclass
 class TEAConfig:
-    """Hyper-parameters of TEA (paper values in :meth:`paper`).
+    """Hyper-parameters of TEA (the authors' release in :meth:`paper`).
 
     Attributes:
         num_classes: K (Kinetics-400: 400).
-        n_segment: N (paper: 8 or 16).
+        n_segment: N (8 or 16).
         image_size: Crop side (224).
         layers, widths: Res2Net-50 stages (3, 4, 6, 3) x planes (64, 128, 256, 512).
-        base_width: Res2Net width per fragment for planes=64 (26 in "26w x 4s").
+        base_width: Res2Net width per fragment for planes = 64 (26 in "26w x 4s").
         scale: Number of fragments (4).
         me_reduction: r of ME's channel squeeze (16).
-        me: Use motion excitation. mta: Use the temporal convs of MTA (else plain Res2Net).
+        me: Use motion excitation. mta: Use MTA's temporal convs (else a plain Res2Net block).
+        me_formula: ``"released"``: ``A = sigmoid(BN(conv(M))) - 1/2`` (the authors' code);
+            ``"paper"``: ``A = 2 sigmoid(conv(M)) - 1`` (eq. 4, no BN).
+        tconv_init: ``"released"``: the convolved fragments' temporal convs start as identity,
+            the passed-on fragment's as a half/half shift; ``"identity"``: all start as
+            identity (an untrained TEA with ME off is then Res2Net-50 on every frame).
         stem_width, stem_kernel, stem_stride, stem_pool: ResNet stem.
         dropout: Before the classifier (0.5).
-        tconv_init: ``"shift"`` (default) or ``"identity"`` start of MTA's temporal convs.
     """
 
     num_classes: int = 400
@@ -79,25 +84,26 @@ class TEAConfig:
     me_reduction: int = 16
     me: bool = True
     mta: bool = True
+    me_formula: str = "released"
+    tconv_init: str = "released"
     stem_width: int = 64
     stem_kernel: int = 7
     stem_stride: int = 2
     stem_pool: bool = True
     dropout: float = 0.5
-    tconv_init: str = "shift"
 
     @classmethod
     def paper(cls) -> "TEAConfig":
-        """TEA Res2Net-50, 8 segments of 224x224, Kinetics-400 (Sec. 4.1)."""
+        """TEA-Res2Net50, 8 segments of 224x224, Kinetics-400: the released code's
+        ``TSN(400, 8, 'RGB', base_model='tea50')`` (Phoenix1327/tea-action-recognition@f59e2f8)."""
         return cls()
 
     @classmethod
     def tiny(cls) -> "TEAConfig":
-        """One TEA block per stage, planes 8-64 (fragments of 8-64 channels), 8 x 32x32 (~0.4 M).
+        """One TEA block per stage, planes 8-64 (fragments of 8-64 channels), r = 4, 8 x 32x32.
 
         The stem has stride 2 but no max-pool (16x16 in res2, 2x2 in res5): Res2Net runs the
-        1x1 convs and ME of a stage at the previous stage's resolution, which made a
-        stride-1 stem four times slower than the other tiny models on CPU.
+        1x1 convs and ME of a stage at the previous stage's resolution.
         """
         return cls(
             num_classes=8, n_segment=8, image_size=32, layers=(1, 1, 1, 1), widths=(8, 16, 32, 64),
@@ -112,23 +118,31 @@ class TEAConfig:
 
 
 class MotionExcitation(nn.Module):
-    """ME module (TEA Sec. 3.1, eqs. 1-4).
+    """ME module (Sec. 3.1, eqs. 1-4), in the release's or the paper's form.
 
     Args:
         channels: C. n_segment: N. reduction: r (squeezed channels ``max(1, C // r)``).
+        formula: ``"released"`` (``sigmoid(BN(.)) - 1/2``, has ``expand_bn``) or ``"paper"``
+            (``2 sigmoid(.) - 1``).
 
     Shapes:
         x: ``(B*N, C, H, W)`` -> ``(B*N, C, H, W)``.
+
+    Raises:
+        ValueError: unknown ``formula``.
     """
 
-    def __init__(self, channels: int, n_segment: int, reduction: int = 16) -> None:
+    def __init__(self, channels: int, n_segment: int, reduction: int = 16, formula: str = "released") -> None:
         super().__init__()
-        self.n_segment = n_segment
+        if formula not in ("released", "paper"):
+            raise ValueError(f"me_formula must be 'released' or 'paper', got {formula!r}")
+        self.n_segment, self.formula = n_segment, formula
         red = max(1, channels // reduction)
         self.squeeze = nn.Conv2d(channels, red, 1, bias=False)
         self.bn = nn.BatchNorm2d(red)
         self.transform = nn.Conv2d(red, red, 3, padding=1, groups=red, bias=False)  # channel-wise
         self.expand = nn.Conv2d(red, channels, 1, bias=False)
+        self.expand_bn = nn.BatchNorm2d(channels) if formula == "released" else None
 
     def motion(self, x: torch.Tensor) -> torch.Tensor:
         """Feature-level temporal differences ``M``: ``(B*N, C, H, W) -> (B*N, C/r, H, W)``,
@@ -142,52 +156,28 @@ class MotionExcitation(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B*N, C, H, W)
-        m = self.motion(x).mean(dim=(2, 3), keepdim=True)  # (B*N, C/r, 1, 1), eq. 3
-        attention = 2 * torch.sigmoid(self.expand(m)) - 1  # (B*N, C, 1, 1), eq. 4
-        return x + x * attention
-
-
-class TemporalConv1d(nn.Module):
-    """Channel-wise 1D convolution over segments, zero padded (MTA's conv_temp).
-
-    ``y[t, c] = sum_k weight[c, 0, k] * x[t + k - K//2, c]``: the same as a depthwise
-    ``nn.Conv1d(C, C, K, padding=K//2, groups=C, bias=False)`` run along N for every pixel
-    (``weight`` has that layer's shape ``(C, 1, K)``), computed as a sum of K shifted copies,
-    which is much faster on CPU than a grouped Conv1d over ``B*H*W`` short sequences.
-    Initialised as identity (centre tap 1, side taps 0).
-
-    Shapes:
-        x: ``(B*N, C, H, W)`` -> ``(B*N, C, H, W)``.
-    """
-
-    def __init__(self, channels: int, n_segment: int, kernel_size: int = 3) -> None:
-        super().__init__()
-        if kernel_size % 2 != 1:
-            raise ValueError("kernel_size must be odd")
-        self.n_segment = n_segment
-        self.weight = nn.Parameter(torch.zeros(channels, 1, kernel_size))
-        with torch.no_grad():
-            self.weight[:, 0, kernel_size // 2] = 1.0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B*N, C, H, W)
-        nt, c, h, w = x.shape
-        n, k = self.n_segment, self.weight.shape[-1]
-        v = x.view(nt // n, n, c, h, w)
-        padded = F.pad(v, (0, 0, 0, 0, 0, 0, k // 2, k // 2))  # zero segments at both ends
-        y = sum(self.weight[:, 0, i].view(1, 1, c, 1, 1) * padded[:, i : i + n] for i in range(k))
-        return y.reshape(nt, c, h, w)
+        a = self.expand(self.motion(x).mean(dim=(2, 3), keepdim=True))  # (B*N, C, 1, 1), eq. 3
+        if self.expand_bn is not None:
+            a = torch.sigmoid(self.expand_bn(a)) - 0.5
+        else:
+            a = 2 * torch.sigmoid(a) - 1  # eq. 4
+        return x + x * a
 
 
 class TEABlock(nn.Module):
-    """TEA block: Res2Net bottleneck with ME after conv1 and temporal convs in MTA (Fig. 2).
+    """TEA block: Res2Net bottleneck with ME after conv1 and MTA's temporal convs (Fig. 2).
 
     Same constructor signature as torchvision's ``Bottleneck`` (``inplanes, planes, stride,
     downsample``); layer names follow timm's ``Bottle2neck`` (``conv1, bn1, convs, bns, pool,
-    conv3, bn3, downsample``) plus ``me`` and ``tconvs``.
+    conv3, bn3, downsample``) plus ``me`` and ``tconvs`` (one per fragment, the last for the
+    passed-on fragment).
 
     Shapes:
         x: ``(B*N, inplanes, H, W)`` -> ``(B*N, 4*planes, H/stride, W/stride)``.
+
+    Raises:
+        ValueError: a ``temporal`` module is passed (the block builds its own), or an unknown
+            ``tconv_init``.
     """
 
     expansion = 4
@@ -205,21 +195,27 @@ class TEABlock(nn.Module):
         me: bool = True,
         mta: bool = True,
         me_reduction: int = 16,
+        me_formula: str = "released",
+        tconv_init: str = "released",
         temporal: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if temporal is not None:
             raise ValueError("TEABlock builds its own temporal modules (ME, MTA)")
+        if tconv_init not in ("released", "identity"):
+            raise ValueError(f"tconv_init must be 'released' or 'identity', got {tconv_init!r}")
         width = int(math.floor(planes * base_width / 64.0))
         self.width, self.scale = width, scale
         self.is_first = stride > 1 or downsample is not None
         self.conv1 = nn.Conv2d(inplanes, width * scale, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width * scale)
-        self.me = MotionExcitation(width * scale, n_segment, me_reduction) if me else nn.Identity()
+        self.me = MotionExcitation(width * scale, n_segment, me_reduction, me_formula) if me else nn.Identity()
         n_conv = max(1, scale - 1)
-        self.tconvs = nn.ModuleList(
-            [TemporalConv1d(width, n_segment) if mta else nn.Identity() for _ in range(n_conv)]
-        )
+        half = width // 2 if tconv_init == "released" else 0
+        tconvs: list[nn.Module] = [TemporalShiftConv(width, n_segment) if mta else nn.Identity() for _ in range(n_conv)]
+        if scale > 1:
+            tconvs.append(TemporalShiftConv(width, n_segment, fold_next=half, fold_prev=half) if mta else nn.Identity())
+        self.tconvs = nn.ModuleList(tconvs)
         self.convs = nn.ModuleList([nn.Conv2d(width, width, 3, stride, 1, bias=False) for _ in range(n_conv)])
         self.bns = nn.ModuleList([nn.BatchNorm2d(width) for _ in range(n_conv)])
         self.pool = nn.AvgPool2d(3, stride, 1) if self.is_first else None
@@ -235,12 +231,13 @@ class TEABlock(nn.Module):
         fragments = torch.split(out, self.width, dim=1)
         outs = []
         sp = fragments[0]
-        for i, (tconv, conv, bn) in enumerate(zip(self.tconvs, self.convs, self.bns)):
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
             sp = fragments[i] if (i == 0 or self.is_first) else sp + fragments[i]
-            sp = self.relu(bn(conv(tconv(sp))))
+            sp = self.relu(bn(conv(self.tconvs[i](sp))))
             outs.append(sp)
         if self.scale > 1:
-            outs.append(self.pool(fragments[-1]) if self.pool is not None else fragments[-1])
+            last = self.tconvs[-1](fragments[-1])
+            outs.append(self.pool(last) if self.pool is not None else last)
         out = self.bn3(self.conv3(torch.cat(outs, dim=1)))
         return self.relu(out + shortcut)
 
@@ -258,173 +255,111 @@ class TEA(TemporalResNet):
             widths=config.widths, stem_width=config.stem_width, stem_kernel=config.stem_kernel,
             stem_stride=config.stem_stride, stem_pool=config.stem_pool, dropout=config.dropout,
             block_kwargs=dict(n_segment=config.n_segment, base_width=config.base_width, scale=config.scale,
-                              me=config.me, mta=config.mta, me_reduction=config.me_reduction),
+                              me=config.me, mta=config.mta, me_reduction=config.me_reduction,
+                              me_formula=config.me_formula, tconv_init=config.tconv_init),
         )
         self.config = config
-
-
-def init_temporal_convs(model: nn.Module, mode: str = "shift", fold_div: int = 8) -> None:
-    """Set every :class:`TemporalConv1d` of ``model`` to ``"identity"`` (centre tap 1) or to a
-    ``"shift"``: channels ``[0, C/8)`` read the next segment, ``[C/8, 2C/8)`` the previous one,
-    the rest the current one (TSM's shift as a 3-tap kernel, arXiv 1811.08383 Sec. 3).
-
-    Raises:
-        ValueError: unknown ``mode``.
-    """
-    if mode not in ("shift", "identity"):
-        raise ValueError(f"tconv_init must be 'shift' or 'identity', got {mode!r}")
-    for m in model.modules():
-        if isinstance(m, TemporalConv1d):
-            c, k = m.weight.shape[0], m.weight.shape[-1]
-            fold = max(1, c // fold_div) if mode == "shift" else 0
-            with torch.no_grad():
-                m.weight.zero_()
-                m.weight[:fold, 0, k // 2 + 1] = 1.0  # y[t] = x[t + 1]
-                m.weight[fold:2 * fold, 0, k // 2 - 1] = 1.0  # y[t] = x[t - 1]
-                m.weight[2 * fold:, 0, k // 2] = 1.0
+        # TSN's classifier initialisation, as the release: N(0, 0.001), bias 0.
+        nn.init.normal_(self.fc.weight, 0, 0.001)
+        nn.init.zeros_(self.fc.bias)
 
 
 def load_state_dict_from(library: str, state_dict: dict) -> dict:
-    """Convert a reference library's state dict into TEA's keys.
+    """Convert a reference state dict into TEA's keys (as timm's ``checkpoint_filter_fn``).
 
     Args:
-        library: ``"timm"``: a ``timm`` Res2Net (``res2net50_26w_4s``) state dict. The keys
-            are already ours; ME and the temporal convs are absent and keep their values
-            (load with ``strict=False``).
+        library: ``"tea"``: a checkpoint of the authors' release
+            (Phoenix1327/tea-action-recognition), the state dict of ``ops.models.TSN`` with or
+            without DDP's ``module.`` prefix: ``base_model.`` is removed, ``new_fc`` becomes
+            ``fc``, ``me.conv1/bn1/conv2/conv3/bn3`` become ``me.squeeze/bn/transform/expand/
+            expand_bn`` and ``shifts.i.conv.weight`` becomes ``tconvs.i.weight``.
+            ``"timm"``: a ``timm`` Res2Net (``res2net50_26w_4s``) state dict; the keys are
+            already ours, ME and the temporal convs are absent and keep their values (load with
+            ``strict=False``).
         state_dict: The state dict to convert.
 
     Returns:
-        The converted dict.
+        The converted dict (the same tensors, renamed).
 
     Raises:
         ValueError: unknown ``library``.
     """
     if library == "timm":
         return dict(state_dict)
-    raise ValueError(f"unknown library {library!r}; expected 'timm'")
-
-
-@register_model("li2020tea", alias="tea", stage=1, config=TEAConfig, temporal=True, clip_to_input=clip_to_segments)
-def tea(config: TEAConfig) -> TEA:
-    """Build :class:`TEA` (random weights; temporal convs start as ``config.tconv_init``)."""
-    model = TEA(config)
-    init_temporal_convs(model, config.tconv_init)
-    return model
-
-
-# --- independent computations used by the reference check and the tests -------------------
-
-def me_loop_reference(me: MotionExcitation, x: torch.Tensor) -> torch.Tensor:
-    """ME computed segment by segment with explicit loops (no reshapes of the whole batch).
-
-    ``x: (B*N, C, H, W)`` -> ``(B*N, C, H, W)``; uses ``me``'s weights, BN as in ``me.training``.
-    """
-    n = me.n_segment
-    xr = me.bn(me.squeeze(x))
-    out = torch.empty_like(x)
-    for b in range(x.shape[0] // n):
-        for t in range(n):
-            i = b * n + t
-            if t < n - 1:
-                m = F.conv2d(xr[i + 1 : i + 2], me.transform.weight, padding=1, groups=xr.shape[1]) - xr[i : i + 1]
-            else:
-                m = torch.zeros_like(xr[i : i + 1])
-            s = m.mean(dim=(2, 3), keepdim=True)
-            a = 2 * torch.sigmoid(F.conv2d(s, me.expand.weight)) - 1
-            out[i] = x[i] * (1 + a[0])
+    if library != "tea":
+        raise ValueError(f"unknown library {library!r}; expected 'tea' or 'timm'")
+    names = {".me.conv1.": ".me.squeeze.", ".me.bn1.": ".me.bn.", ".me.conv2.": ".me.transform.",
+             ".me.conv3.": ".me.expand.", ".me.bn3.": ".me.expand_bn."}
+    out = {}
+    for key, value in state_dict.items():
+        k = key.removeprefix("module.")
+        k = "fc." + k.removeprefix("new_fc.") if k.startswith("new_fc.") else k.removeprefix("base_model.")
+        for old, new in names.items():
+            k = k.replace(old, new)
+        if ".shifts." in k:
+            k = k.replace(".shifts.", ".tconvs.").replace(".conv.weight", ".weight")
+        out[k] = value
     return out
 
 
-def temporal_conv_loop_reference(tc: TemporalConv1d, x: torch.Tensor) -> torch.Tensor:
-    """Channel-wise temporal conv as a sum over taps: ``y[t] = sum_k w[:, k] * x[t + k - 1]``."""
-    n = tc.n_segment
-    nt, c, h, w = x.shape
-    v = x.view(nt // n, n, c, h, w)
-    wt = tc.weight[:, 0, :]  # (C, 3)
-    y = torch.zeros_like(v)
-    for t in range(n):
-        for k in range(wt.shape[1]):
-            s = t + k - wt.shape[1] // 2
-            if 0 <= s < n:
-                y[:, t] += wt[:, k].view(1, c, 1, 1) * v[:, s]
-    return y.view(nt, c, h, w)
+_AUTHORS = "Phoenix1327/tea-action-recognition@f59e2f8, ops/models.py TSN(400, 8, 'RGB', base_model='tea50')"
 
 
-def res2net_block_reference(block: TEABlock, x: torch.Tensor) -> torch.Tensor:
-    """A Res2Net bottleneck written out with functional ops (eval-mode BN), using the
-    weights of ``block`` and ignoring ME and the temporal convs."""
-
-    def bn(mod: nn.BatchNorm2d, y: torch.Tensor) -> torch.Tensor:
-        return F.batch_norm(y, mod.running_mean, mod.running_var, mod.weight, mod.bias, False, 0.0, mod.eps)
-
-    stride = block.convs[0].stride[0]
-    y = F.relu(bn(block.bn1, F.conv2d(x, block.conv1.weight)))
-    w = block.width
-    parts = [y[:, i * w : (i + 1) * w] for i in range(block.scale)]
-    outs, prev = [], None
-    for i in range(block.scale - 1):
-        inp = parts[i] if (prev is None or block.is_first) else parts[i] + prev
-        prev = F.relu(bn(block.bns[i], F.conv2d(inp, block.convs[i].weight, stride=stride, padding=1)))
-        outs.append(prev)
-    last = parts[-1]
-    if block.is_first:
-        last = F.avg_pool2d(last, 3, stride, 1)
-    outs.append(last)
-    y = bn(block.bn3, F.conv2d(torch.cat(outs, 1), block.conv3.weight))
-    sc = x
-    if block.downsample is not None:
-        sc = bn(block.downsample[1], F.conv2d(x, block.downsample[0].weight, stride=stride))
-    return F.relu(y + sc)
+@register_model("li2020tea", alias="tea", stage=1, config=TEAConfig, temporal=True, clip_to_input=clip_to_segments,
+                reported=(Reported("params_m", 24.9194, f"{_AUTHORS}, parameters counted on a CPU build",
+                                   "authors' released code"),))
+def tea(config: TEAConfig) -> TEA:
+    """Build :class:`TEA` (random weights)."""
+    return TEA(config)
 
 
-@register_check("li2020tea", "reference")
+register_variant(
+    "tea_r2n50_paper_me", of="li2020tea", overrides={"me_formula": "paper"},
+    reported=(Reported("params_m", 24.9071, f"{_AUTHORS} less ME's bn3 (16 blocks, 12,272 params), "
+                       "counted on a CPU build", "authors' released code less the BN the paper's eq. 4 has not"),),
+    description="TEA-Res2Net50 with the paper's motion excitation, A = 2 sigmoid(conv(M)) - 1 without BN "
+                "(arXiv 2004.01398, Sec. 3.1, eq. 4), instead of the release's sigmoid(BN(conv(M))) - 1/2",
+)
+
+
+@register_check("li2020tea", "reference", evidence="independent-reference")
 def _tea_reference_check() -> dict:
-    """ME vs an explicit per-segment loop; the temporal conv vs a sum over taps; TEA blocks
-    with ME off and identity temporal convs vs a hand-written Res2Net block; and, when
-    ``timm`` is installed, the whole network vs ``timm`` ``res2net50_26w_4s``."""
-    gen = torch.Generator().manual_seed(0)
-    torch.manual_seed(0)
-    n = 8
-    diffs = {}
-    me = MotionExcitation(64, n, 16).eval()
-    randomise_batchnorm(me, gen)
-    x = torch.randn(2 * n, 64, 6, 6, generator=gen)
-    with torch.no_grad():
-        diffs["me"] = (me(x) - me_loop_reference(me, x)).abs().max().item()
-        tc = TemporalConv1d(16, n)
-        tc.weight.copy_(torch.randn(tc.weight.shape, generator=gen))
-        xt = torch.randn(2 * n, 16, 5, 5, generator=gen)
-        diffs["temporal_conv"] = (tc(xt) - temporal_conv_loop_reference(tc, xt)).abs().max().item()
-        for name, (inp, planes, stride, ds) in {"res2net_block_stage": (64, 32, 2, True),
-                                                 "res2net_block_normal": (128, 32, 1, False)}.items():
-            downsample = nn.Sequential(nn.Conv2d(inp, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4)) if ds else None
-            blk = TEABlock(inp, planes, stride, downsample, n_segment=n, me=False, mta=True).eval()
-            randomise_batchnorm(blk, gen)
-            xb = torch.randn(n, inp, 8, 8, generator=gen)
-            diffs[name] = (blk(xb) - res2net_block_reference(blk, xb)).abs().max().item()
-    reference = "explicit loops; functional Res2Net block"
+    """(1) The layer table of the authors' release (``reference_tables/tea_r2n50_k400.json``)
+    mapped by :func:`load_state_dict_from` equals our paper config's state dict, name by name and
+    shape by shape. (2) With ME off and identity temporal convs, the network equals ``timm``'s
+    ``res2net50_26w_4s`` on every segment, averaged (when ``timm`` is installed)."""
+    from videozoo.reference_tables import compare_with_table, load_table
+
+    table = load_table("tea_r2n50_k400")
+    with torch.device("meta"):
+        paper = TEA(TEAConfig.paper())
+    layers = compare_with_table(table, lambda sd: load_state_dict_from("tea", sd), paper.state_dict(),
+                                sum(p.numel() for p in paper.parameters()))
+    result = {"layer_table": {k: v for k, v in layers.items() if k != "passed"},
+              "reference": "authors' layer table (Phoenix1327/tea-action-recognition@f59e2f8)"}
+    summary = (f"layer table of Phoenix1327/tea-action-recognition@f59e2f8: {layers['matched']}/{layers['entries']} "
+               f"entries map to ours with equal shapes ({len(layers['missing'])} missing, {len(layers['unexpected'])} "
+               f"unexpected, {len(layers['shape_mismatches'])} shape mismatches); params "
+               f"{layers['own_params'] / 1e6:.4f} M vs authors' {layers['authors_params'] / 1e6:.4f} M "
+               f"({layers['params_gap_pct']:+.3f} %)")
+    passed = layers["passed"]
     try:
         import timm
     except ImportError:  # pragma: no cover - optional dependency
         timm = None
     if timm is not None:
+        gen = torch.Generator().manual_seed(0)
+        torch.manual_seed(0)
         ref = timm.create_model("res2net50_26w_4s", pretrained=False, num_classes=400).eval()
         cfg = TEAConfig(me=False, tconv_init="identity")
         model = tea(cfg).eval()
-        model.load_state_dict(load_state_dict_from("timm", ref.state_dict()), strict=False)
-        clip = torch.rand(1, 3, n, 64, 64, generator=gen)
-        seg = clip_to_segments(cfg, clip)
+        missing, unexpected = model.load_state_dict(load_state_dict_from("timm", ref.state_dict()), strict=False)
+        seg = clip_to_segments(cfg, torch.rand(1, 3, cfg.n_segment, 64, 64, generator=gen))
         with torch.no_grad():
-            diffs["network_vs_timm"] = (model(seg) - ref(seg.flatten(0, 1)).view(1, n, -1).mean(1)).abs().max().item()
-        reference += "; timm res2net50_26w_4s"
-    tol = 1e-5
-    worst = max(diffs.values())
-    return {
-        "passed": worst <= tol,
-        "summary": "TEA pieces vs independent computations, max abs diff: "
-        + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()) + f" (tol {tol:g})",
-        "max_abs_diff": worst,
-        "diffs": diffs,
-        "tolerance": tol,
-        "reference": reference,
-    }
+            diff = (model(seg) - ref(seg.flatten(0, 1)).view(1, cfg.n_segment, -1).mean(1)).abs().max().item()
+        tol = 1e-5
+        passed = passed and diff <= tol and not unexpected and all(".tconvs." in k for k in missing)
+        result.update(timm_max_abs_diff=diff, tolerance=tol)
+        result["reference"] += "; timm res2net50_26w_4s"
+        summary += f". ME off, identity temporal convs vs timm res2net50_26w_4s at 64x64: max abs diff {diff:.2e} (tol {tol:g})"
+    return {"passed": passed, "summary": summary, **result}

@@ -194,9 +194,9 @@ def test_tsn_cross_modality_init_on_grey_input():
     from videozoo.models.tsn import TSN, TSNConfig, cross_modality_init
 
     torch.manual_seed(0)
-    rgb = TSN(TSNConfig(num_classes=5, size=64))
+    rgb = TSN(TSNConfig(num_classes=5, size=64, backbone="resnet50"))
     flow_sd = cross_modality_init(rgb.state_dict(), in_channels=10)
-    flow = TSN(TSNConfig(num_classes=5, size=64, modality="flow"))
+    flow = TSN(TSNConfig(num_classes=5, size=64, modality="flow", backbone="resnet50"))
     flow.load_state_dict(flow_sd, strict=True)
     w_rgb = rgb.backbone.conv1.weight.detach()
     g = torch.rand(2, 1, 64, 64)

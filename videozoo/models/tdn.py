@@ -21,11 +21,11 @@ A TSN-style ResNet-50 over N segments gets two temporal difference modules (Sec.
 * Long-term TDM, L-TDM (Sec. 3.3, eq. 3): in every bottleneck of res3-res5, after
   conv1-bn1-relu (at the bottleneck's ``planes`` width), the features are squeezed by r = 16
   (1x1 conv + BN); the differences between a channel-wise 3x3 conv of the neighbouring
-  segment and the current segment are taken in both directions (zero at the ends); each is
-  refined at two scales (a 3x3 conv + BN on the full-resolution difference, and one on its
-  2x2 average-pooled version, upsampled back), averaged with itself, expanded back
-  (1x1 conv + BN) and turned into ``sigmoid(.) - 1/2``; the two directions are averaged and
-  excite the features, ``x + x * A``. A learnable temporal shift follows
+  segment and the current segment are taken in both directions (zero at the ends); each
+  difference is averaged with two refinements of itself (a 3x3 conv + BN at full resolution,
+  and one on its 2x2 average-pooled version, upsampled back), expanded back (1x1 conv + BN)
+  and turned into ``sigmoid(.) - 1/2``; the two directions are averaged and excite the
+  features, ``x + x * A``. A learnable temporal shift follows
   (:class:`videozoo.layers.temporal_conv.TemporalShiftConv`, 1/8 + 1/8 of the channels).
 
 The backbone is the release's ``FBResNet`` (every convolution has a bias, ``layer1`` has no

@@ -534,21 +534,50 @@ def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]]
     return pages
 
 
+def leaderboard_results(cat: Catalog, dataset: str) -> list[Result]:
+    """The top-1 results on ``dataset`` in leaderboard order: best first, then older, then by name.
+    A result's rank (1-based position here) numbers it in the table and in the charts."""
+    return sorted((r for r in cat.results_on(dataset) if r.metric == "top1"),
+                  key=lambda r: (-r.value, r.year or 0, r.method))
+
+
+def _source_key(r: Result) -> tuple:
+    s = r.source
+    return (s.doc, s.paper, s.url, s.section)
+
+
+def params_by_result(cat: Catalog, rows: list[Result]) -> dict[int, Result]:
+    """The parameter count of each result in ``rows`` (by ``id()``): the ``params`` result of the
+    same paper and method read from the same source and table, so a survey's count is not
+    attached to another source's row of a different backbone."""
+    params = {(r.paper, r.method, _source_key(r)): r for r in cat.results if r.metric == "params"}
+    out = {}
+    for r in rows:
+        found = params.get((r.paper, r.method, _source_key(r)))
+        if found is not None:
+            out[id(r)] = found
+    return out
+
+
 def leaderboards(cat: Catalog, v: Views) -> list[dict[str, Any]]:
     """One leaderboard per dataset with top-1 results: rows sorted by top-1, best first."""
     boards = []
-    params: dict[tuple[str, str], float] = {(r.paper, r.method): r.value for r in cat.results if r.metric == "params"}
     for dkey in sorted({r.dataset for r in cat.results if r.metric == "top1" and r.dataset}):
+        results = leaderboard_results(cat, dkey)
+        params = params_by_result(cat, results)
         rows = []
-        for r in sorted((r for r in cat.results_on(dkey) if r.metric == "top1"),
-                        key=lambda r: (-r.value, r.year or 0, r.method)):
+        for r in results:
             p = cat.papers[r.paper]
+            size = params.get(id(r))
             rows.append({**v.result_row(r), "family": r.family or "", "year": r.year or p.year or "",
-                         "params": num(params.get((r.paper, r.method))), "value_f": r.value})
+                         "params": num(size.value) if size else "", "value_f": r.value,
+                         "trainable_only": bool(size and size.trainable_only)})
         d = cat.datasets[dkey]
+        not_plotted = [{"method": row["method"], "params": row["params"], "rank": i}
+                       for i, row in enumerate(rows, 1) if row["trainable_only"]]
         boards.append({"key": dkey, "name": d.name, "href": f"{dkey}.md", "rows": rows,
-                       "dataset_href": f"../datasets/{dkey}.md",
-                       "chart_year": f"{dkey}-top1-vs-year.svg", "chart_params": f"{dkey}-top1-vs-params.svg"})
+                       "dataset_href": f"../datasets/{dkey}.md", "not_plotted": not_plotted,
+                       "chart_year": f"charts/{dkey}-top1-vs-year", "chart_params": f"charts/{dkey}-top1-vs-params"})
     return boards
 
 

@@ -387,6 +387,10 @@ class Result(Strict):
     ``setting`` keeps what the source says in words when the fields cannot hold it. A field
     the source does not state stays empty.
 
+    ``trainable_only`` (``params`` results only): the count covers only the parameters trained
+    for the task, e.g. a side network or adapters on a frozen backbone whose own parameters are
+    not counted; such a count is shown as such and never plotted as model size.
+
     Raises:
         ValueError: unit or range not matching the metric; kind not matching the source.
     """
@@ -408,6 +412,8 @@ class Result(Strict):
     pretrain: str | None = Field(default=None, description="pre-training data, e.g. ImageNet-21K, Kinetics-400")
     backbone: str | None = Field(default=None, description="backbone or model size, e.g. ResNet-50, Swin-B")
     modality: Literal["RGB", "Flow", "RGB+Flow", "RGB+Audio", "Pose", "Compressed", "other"] | None = None
+    trainable_only: bool = Field(default=False, description="params: counts only the trained parameters "
+                                 "(a frozen backbone is not counted)")
     source: ResultSource
     notes: str | None = None
 
@@ -421,6 +427,8 @@ class Result(Strict):
             raise ValueError(f"accuracy must be between 0 and 100 %, got {self.value}")
         if self.metric in ("params", "gflops", "fps", "latency", "gpus", "speedup") and self.value <= 0:
             raise ValueError(f"{self.metric} must be > 0, got {self.value}")
+        if self.trainable_only and self.metric != "params":
+            raise ValueError(f"trainable_only applies to a params result, not to {self.metric!r}")
         return self
 
     @model_validator(mode="after")

@@ -42,7 +42,8 @@ def test_pages_for_every_entry(project: Path) -> None:
     assert "Builds on it: [TimeSformer](../papers/bertasius2021spacetime.md)" in tsm
     board = (gen / "leaderboards/toyset.md").read_text()
     assert board.index("| 1 | [TSM]") < board.index("| 2 | [TN]")
-    assert (gen / "leaderboards/toyset-top1-vs-year.svg").read_bytes().startswith(b"<?xml")
+    assert '--8<-- "charts/toyset-top1-vs-year-wide.svg"' in board
+    assert (gen / ".snippets/charts/toyset-top1-vs-year-wide.svg").read_text().startswith("<svg ")
 
 
 def test_removed_entries_lose_their_pages(project: Path) -> None:
@@ -73,6 +74,6 @@ def test_hostile_text_renders_as_text(project: Path) -> None:
     assert cell("a | b\nc") == "a &#124; b c"
     # and in the built HTML nothing executable survives
     assert main(["--root", str(project), "build"]) == 0
-    html = (project / "site/generated/papers/evil2020script/index.html").read_text()
+    html = (project / "site/generated/papers/evil2020script.html").read_text()
     assert "<script>alert(1)" not in html and "<img src=x" not in html
     assert md(None) == ""

@@ -131,7 +131,7 @@ def inline_svg(raw: bytes, uid: str, titles: dict[str, str], label: str) -> str:
         raw: the SVG file matplotlib wrote.
         uid: a prefix unique in the page for the ids the SVG keeps (clip paths, markers).
         titles: hover text by the ``gid`` of an element: becomes its ``<title>`` child.
-        label: the accessible name of the chart (``aria-label``).
+        label: the accessible name of the chart (its first ``<title>``).
 
     Returns:
         One ``<svg>`` element as text, without XML declaration, size or metadata: ink in
@@ -156,7 +156,9 @@ def inline_svg(raw: bytes, uid: str, titles: dict[str, str], label: str) -> str:
     for attr in ("width", "height"):
         root.attrib.pop(attr, None)
     root.set("role", "img")
-    root.set("aria-label", label)
+    name = ET.Element(f"{{{SVG_NS}}}title")  # the chart's accessible name (data stays out of attributes)
+    name.text = label
+    root.insert(0, name)
     text = ET.tostring(root, encoding="unicode")
     for ref in referenced:
         text = text.replace(f"url(#{ref})", f"url(#{uid}-{ref})").replace(f'href="#{ref}"', f'href="#{uid}-{ref}"')
@@ -284,7 +286,7 @@ def scatter(points: list[Point], series: list[str], *, x_label: str, y_label: st
                             arrowprops={"arrowstyle": "-", "lw": 0.5, "color": INK, "alpha": 0.6,
                                         "shrinkA": 0, "shrinkB": 3} if far else None)
                 titles[f"kblb{i}"] = p.title
-            if len(series) > 1:
+            if sum(1 for s in series if any(p.series == s for p in points)) > 1:
                 ncol = min(len(series), 4 if size == "wide" else 2)
                 ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.48 / (h_in - MARGINS["top"] - bottom)),
                           ncol=ncol, fontsize=FONT, handletextpad=0.3, columnspacing=1.2)
@@ -356,7 +358,8 @@ def leaderboard_charts(cat: Catalog) -> list[Page]:
         rows = leaderboard_results(cat, dkey)
         params = params_by_result(cat, rows)
         name = cat.datasets[dkey].name
-        families = sorted({r.family or "other" for r in rows})
+        # series in order of their best result: colours do not depend on how families are spelt
+        families = list(dict.fromkeys(r.family or "other" for r in rows))
         by_year, by_size = [], []
         for rank, r in enumerate(rows, 1):
             year = r.year or cat.papers[r.paper].year

@@ -549,13 +549,17 @@ def _source_key(r: Result) -> tuple:
 def params_by_result(cat: Catalog, rows: list[Result]) -> dict[int, Result]:
     """The parameter count of each result in ``rows`` (by ``id()``): the ``params`` result of the
     same paper and method read from the same source and table, so a survey's count is not
-    attached to another source's row of a different backbone."""
-    params = {(r.paper, r.method, _source_key(r)): r for r in cat.results if r.metric == "params"}
+    attached to another source's row of a different backbone. Where one source gives two
+    different counts under the same method name, neither is attached."""
+    params: dict[tuple, list[Result]] = {}
+    for r in cat.results:
+        if r.metric == "params":
+            params.setdefault((r.paper, r.method, _source_key(r)), []).append(r)
     out = {}
     for r in rows:
-        found = params.get((r.paper, r.method, _source_key(r)))
-        if found is not None:
-            out[id(r)] = found
+        found = params.get((r.paper, r.method, _source_key(r)), [])
+        if len({f.value for f in found}) == 1:
+            out[id(r)] = found[0]
     return out
 
 

@@ -128,8 +128,9 @@ def build(tmp: Path, hostile: bool) -> tuple[Path, Texts]:
 
 
 class Skeleton(html.parser.HTMLParser):
-    """Elements and attribute names of a page in order (inside ``<pre>`` only the ``<pre>``),
-    plus every attribute value and the text, for the checks."""
+    """Elements and attribute names of a page in order (inside ``<pre>`` only the ``<pre>``, inside
+    an inline chart ``<svg>`` only the ``<svg>``: a chart's drawing depends on the data, e.g. on
+    which results share a method name), plus every attribute value and the text, for the checks."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -144,12 +145,12 @@ class Skeleton(html.parser.HTMLParser):
         self.attrs += [(tag, k, v or "") for k, v in attrs]
         if not self.pre:
             self.tags.append(f"<{tag} {' '.join(sorted(k for k, _ in attrs))}>")
-        if tag == "pre":
+        if tag in ("pre", "svg"):
             self.pre += 1
         self.stack.append(tag)
 
     def handle_endtag(self, tag):
-        if tag == "pre" and self.pre:
+        if tag in ("pre", "svg") and self.pre:
             self.pre -= 1
         if self.stack and self.stack[-1] == tag:
             self.stack.pop()

@@ -42,10 +42,9 @@ PAYLOAD = (
 PREFIXES = ["", "- ", "1. ", "# ", "    ", "> ", "=== ", '--8<-- "x" ', "!!! note ", "| ", "```", "<div>"]
 # Fields that no page shows (kept in data for curators).
 NOT_SHOWN = {
-    "papers[].notes", "papers[].authors_note", "papers[].year_note", "papers[].sources[].note", "datasets[].confirmed",
-    "datasets[].license", "datasets[].sources[].note", "repos[].notes", "repos[].summary", "repos[].confirmed",
-    "repos[].sources[].note", "repos[].sources[].section", "resources[].author", "resources[].sources[].note",
-    "resources[].sources[].section", "results[].notes", "results[].source.note", "sources[].author", "sources[].notes",
+    "repos[].notes", "repos[].confirmed", "repos[].sources[].note", "repos[].sources[].section", "resources[].author",
+    "resources[].sources[].note", "resources[].sources[].section", "results[].notes", "results[].source.note",
+    "sources[].key",  # a source document's file name: pages name the document by its title
 }
 CODE_FILE = ('"""A model file shown on a code page: PWNCODE ``` ```` <script>alert(1)</script>."""\n'
              "x = 1  # ~~~ `tick` {{ 7*7 }}\n")

@@ -36,7 +36,7 @@ def test_pages_for_every_entry(project: Path) -> None:
     assert "**Why read it.** Temporal modelling at 2D cost." in stage1
     assert "[arXiv](https://arxiv.org/abs/1811.08383)" in stage1
     assert "**Read first:** [Two-Stream](../papers/simonyan2014twostream.md)" in stage1
-    assert "(official)" in stage1 and "**Reproduction:**" in stage1
+    assert "(official)" in stage1 and "**In videozoo:**" in stage1
     tsm = (gen / "papers/lin2019tsm.md").read_text()
     assert "| TSM | [ToySet](../datasets/toyset.md) | top-1 (%) | 74.1 |" in tsm
     assert "Builds on it: [TimeSformer](../papers/bertasius2021spacetime.md)" in tsm

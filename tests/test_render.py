@@ -77,3 +77,62 @@ def test_hostile_text_renders_as_text(project: Path) -> None:
     html = (project / "site/generated/papers/evil2020script.html").read_text()
     assert "<script>alert(1)" not in html and "<img src=x" not in html
     assert md(None) == ""
+
+
+def test_pages_readers_follow(project: Path) -> None:
+    """Breadcrumbs, previous/next along the path, aliases, grouped sources, provenance."""
+    write(project / "data/papers/lin2019tsm.yaml", """
+        key: lin2019tsm
+        title: "TSM: Temporal Shift Module for Efficient Video Understanding"
+        short_name: TSM
+        aliases: [Temporal Shift Module for Efficient Video Understanding, tsm, Temporal Shift Module,
+                  temporal shift module]
+        authors: [Ji Lin, Chuang Gan, Song Han]
+        year: 2019
+        venue: ICCV
+        venue_type: conference
+        arxiv_id: "1811.08383"
+        stage: 1
+        tags: [temporal]
+        notes: Seed 002 lists it twice; per seed-b.txt it is a 2D CNN.
+        confirmed: arXiv abs page via search (bohrium record)
+        sources:
+          - {doc: seed-a.txt, section: Stage1}
+          - {doc: seed-b.txt, section: Table 1, note: the seed rounds the figure}
+          - {doc: seed-a.txt, section: Stage1}
+        """)
+    tags = project / "data/tags.yaml"
+    tags.write_text(tags.read_text() + "- {key: temporal, name: Temporal modelling, group: approach}\n")
+    render_site(project)
+    gen = project / "site_src" / "generated"
+    tsm = (gen / "papers/lin2019tsm.md").read_text()
+    head, provenance = tsm.split("<summary>Provenance</summary>", 1)
+    # breadcrumbs: Home > Papers > Stage 1 > TSM
+    assert '[Home](../../index.md) › [Papers](index.md) › [Stage 1](../stages/stage-1.md) › TSM</nav>' in head
+    # aliases: the title again (after "TSM: ") and the short name are dropped, duplicates once
+    assert "*Also known as:* Temporal Shift Module\n" in head
+    # the venue line and the aliases are separate paragraphs; tags are chips that link
+    assert "[arXiv](https://arxiv.org/abs/1811.08383) · [PDF](https://arxiv.org/pdf/1811.08383)\n\n*Also" in head
+    assert "[Temporal modelling](../tags/temporal.md){ .md-tag }" in head
+    # each source document once, with its sections, by title
+    assert head.count("[Seed A](../sources.md#src-seed-a-txt)") == 1
+    assert "[Seed B](../sources.md#src-seed-b-txt): “Table 1”" in head
+    # curation notes only in the collapsed block, documents by title
+    for word in ("confirmed", "bohrium", "seed-b.txt", "rounds the figure"):
+        assert word not in head
+    assert "**Identifiers and facts checked:** arXiv abs page via search (bohrium record)" in provenance
+    assert "per survey (seed-b.txt)" not in provenance and "per Seed B it is a 2D CNN" in provenance
+    assert "**In Seed B:** the seed rounds the figure" in provenance
+    # reported results come before the reproduction section
+    assert tsm.index("## Reported results") < tsm.index("## Reproduction in videozoo") if "## Reproduction" in tsm \
+        else "## Reported results" in tsm
+    # previous and next reading along the path: Two-Stream before, ToySet (a dataset) after
+    assert "[← Two-Stream](../papers/simonyan2014twostream.md){ rel=\"prev\" }" in provenance
+    assert "[ToySet →](../datasets/toyset.md){ rel=\"next\" }" in provenance
+    toyset = (gen / "datasets/toyset.md").read_text()
+    assert "[Divided Space-Time →](../papers/bertasius2021spacetime.md)" in toyset or "stage-2" not in toyset
+    # stage N links stage N+1 (rel=next); the last stage leads on to the papers
+    for n in (1, 2, 3):
+        page = (gen / f"stages/stage-{n}.md").read_text()
+        assert f"(stage-{n + 1}.md){{ rel=\"next\" }}" in page
+    assert "(../papers/index.md)" in (gen / "stages/stage-4.md").read_text()

@@ -22,7 +22,8 @@ from harness import CHROMIUM_FLAGS, REPO, Browser, chromium_path
 
 
 def pytest_collection_modifyitems(config, items):
-    """Skip the browser tests, with the reason, when Chromium or Playwright is missing."""
+    """Skip the tests that drive a browser, with the reason, when Chromium or Playwright is
+    missing (the tests that only read the built site still run)."""
     reason = None
     if chromium_path() is None:
         reason = ("Chromium not found (apt-get install chromium, or set PAPERS_KB_CHROMIUM): "
@@ -35,7 +36,8 @@ def pytest_collection_modifyitems(config, items):
     if reason:
         here = Path(__file__).parent
         for item in items:
-            if here in Path(str(item.fspath)).parents:
+            needs_browser = {"browser", "site_browser"} & set(getattr(item, "fixturenames", ()))
+            if here in Path(str(item.fspath)).parents and needs_browser:
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 

@@ -85,15 +85,17 @@ def test_key_column_stays_visible_on_a_phone(site_browser, name: str) -> None:
         page = site_browser.open(ctx, "served", TEMPLATES[name])
         result = page.evaluate("""() => {
           const t = document.querySelector('article table');
+          t.scrollIntoView();
           t.scrollLeft = t.scrollWidth;
           const cell = t.tBodies[0].rows[0].cells[0];
           const r = cell.getBoundingClientRect();
           const hit = document.elementFromPoint(r.left + 4, r.top + r.height / 2);
-          return {scrolled: t.scrollLeft, left: r.left, right: r.right,
+          return {scrolled: t.scrollLeft, wider: t.scrollWidth > t.clientWidth, left: r.left, right: r.right,
                   visible: cell.contains(hit), text: cell.textContent.trim()};
         }""")
         assert result["left"] >= 0 and result["right"] <= PHONE["width"], result
         assert result["visible"], result
+        assert not result["wider"] or result["scrolled"] > 0, result  # it did scroll
     finally:
         ctx.close()
 
@@ -122,7 +124,7 @@ def test_dark_mode_charts_are_not_white_boxes(site_browser, name: str) -> None:
     ctx = site_browser.context("served", WIDE, scheme="dark")
     try:
         page = site_browser.open(ctx, "served", TEMPLATES[name])
-        charts = page.locator(".kb-chart svg")
+        charts = page.locator(".kb-chart-wide svg")
         assert charts.count() >= 1
         for i in range(charts.count()):
             png = charts.nth(i).screenshot()

@@ -24,7 +24,7 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from papers_kb.catalog import Catalog
-from papers_kb.reproduction import LABELS, LADDER, derive_status
+from papers_kb.reproduction import LABELS, LADDER, derive_paper_status, evidence_label
 from papers_kb.schema import Paper, Result
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -166,27 +166,37 @@ class Views:
         d = self.cat.datasets[key]
         return {"key": key, "href": self.dataset_href(key), "name": d.name, "title": d.name}
 
+    @staticmethod
+    def code_href(source_file: str) -> str:
+        """Page of a model file's code (one per file: a paper's variants share it)."""
+        return f"code/{Path(source_file).stem}.md"
+
     def status(self, key: str) -> dict[str, Any] | None:
-        rec = self.cat.reproduction.get(key)
-        if rec is None:
+        """View of paper ``key``'s reproduction: the paper's status from all of its records, the
+        fields of its own model's record at the top level, and every record under ``models``."""
+        records = self.cat.reproduction_of(key)
+        if not records:
             return None
-        st = derive_status(rec)
-        checks = []
-        for c in rec.checks:
-            checks.append({"name": c.name, "status": c.status, "summary": c.summary, "reason": c.reason,
-                           "seconds": c.seconds})
-        return {
-            "level": st.level,
-            "label": st.label,
-            "rungs": [{"name": r, "label": LABELS[r], "state": st.rungs[r]} for r in LADDER],
-            "checks": checks,
-            "command": rec.command,
-            "source_file": rec.source_file,
-            "code_href": f"code/{rec.model}.md",
-            "model": rec.model,
-            "generated": rec.generated.strftime("%Y-%m-%d"),
-            "environment": ", ".join(f"{k} {v}" for k, v in sorted(rec.environment.items()) if k in ("python", "torch", "device")),
-        }
+        paper = derive_paper_status(records)
+        models = []
+        for rec in records:
+            st = paper.models[rec.model]
+            models.append({
+                "level": st.level,
+                "label": st.label,
+                "rungs": [{"name": r, "label": LABELS[r], "state": st.rungs[r]} for r in LADDER],
+                "checks": [{"name": c.name, "status": c.status, "evidence": evidence_label(c), "summary": c.summary,
+                            "reason": c.reason, "seconds": c.seconds} for c in rec.checks],
+                "command": rec.command,
+                "source_file": rec.source_file,
+                "code_href": self.code_href(rec.source_file),
+                "model": rec.model,
+                "variant": rec.variant,
+                "generated": rec.generated.strftime("%Y-%m-%d"),
+                "environment": ", ".join(f"{k} {v}" for k, v in sorted(rec.environment.items())
+                                         if k in ("python", "torch", "device", "cpu_model", "torch_threads")),
+            })
+        return {**models[0], "level": paper.level, "label": paper.label, "models": models}
 
     def paper_row(self, p: Paper) -> dict[str, Any]:
         where = self.cat.stage_item(p.key)
@@ -412,20 +422,24 @@ def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]]
     put("sources.md", "sources.md.j2", rows=src_rows, multi=multi)
 
     repro_rows = []
-    for key in sorted(cat.reproduction, key=lambda k: (cat.stage_item(k) or (9, 0), k)):
-        p = cat.papers[key]
-        repro_rows.append({"paper": v.ref(key) | {"href": f"papers/{key}.md"}, "status": v.status(key),
-                           "stage": (cat.stage_item(key) or (None,))[0]})
+    for key in sorted({r.paper for r in cat.reproduction.values()}, key=lambda k: (cat.stage_item(k) or (9, 0), k)):
+        st = v.status(key)
+        for model in st["models"]:
+            repro_rows.append({"paper": v.ref(key) | {"href": f"papers/{key}.md"}, "status": model,
+                               "stage": (cat.stage_item(key) or (None,))[0]})
     put("reproduction.md", "reproduction.md.j2", rows=repro_rows, ladder=[LABELS[r] for r in LADDER])
 
-    for key, rec in sorted(cat.reproduction.items()):
-        src = cat.root / rec.source_file
+    for source_file in sorted({r.source_file for r in cat.reproduction.values()}):
+        rec = min((r for r in cat.reproduction.values() if r.source_file == source_file),
+                  key=lambda r: (r.variant is not None, r.model))
+        src = cat.root / source_file
         if not src.is_file():
             continue
         code = src.read_text(encoding="utf-8").rstrip("\n")
         longest = max((len(m) for m in re.findall(r"`+", code)), default=0)
-        put(f"code/{rec.model}.md", "code.md.j2", model=rec.model, source_file=rec.source_file,
-            paper={"key": key, "title": cat.papers[key].title}, code=code, fence="`" * max(3, longest + 1))
+        put(v.code_href(source_file), "code.md.j2", model=rec.model, source_file=source_file,
+            paper={"key": rec.paper, "title": cat.papers[rec.paper].title}, code=code,
+            fence="`" * max(3, longest + 1))
 
     home = {"counts": cat.counts(), "stages": stages, "boards": boards}
     pages.append(Page(f"{g}/.snippets/home.md", env.get_template("home_snippet.md.j2").render(h=home)))

@@ -290,8 +290,8 @@ def init_from_vit(model: TimeSformer, vit_state_dict: dict) -> TimeSformer:
     alias="timesformer",
     stage=2,
     config=TimeSformerConfig,
-    reported=(Reported("params_m", 121.4, "survey 003_cde90359197f8a1e.txt, Table 1",
-                       note="TimeSformer (base, divided attention, 8x224x224)"),),
+    reported=(Reported("params_m", 121.4, "A Survey on Backbones for Deep Video Action Recognition, Table 1",
+                       note="TimeSformer (base, divided attention, 8x224x224)", kind="survey", tolerance_pct=0.5),),
     temporal=True,
     # from scratch a transformer needs more clips and steps than the CNNs (600 steps at 2e-3: 13.2 %).
     # Divided attention from scratch at these settings learns the clockwise / anticlockwise pair
@@ -490,5 +490,6 @@ def _inflation_check() -> dict:
     }
 
 
-register_check("bertasius2021spacetime", "reference")(_reference_check)
-register_check("bertasius2021spacetime", "inflation")(_inflation_check)
+register_check("bertasius2021spacetime", "reference", evidence="independent-reference")(_reference_check)
+# the inflation check compares with videozoo's own ViT: it finds bugs in init_from_vit, but is not a reference
+register_check("bertasius2021spacetime", "inflation", evidence="self-consistency")(_inflation_check)

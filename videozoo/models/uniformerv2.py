@@ -303,7 +303,7 @@ def uniformerv2(config: UniFormerV2Config) -> UniFormerV2:
     return UniFormerV2(config)
 
 
-@register_check("li2023uniformerv2", "inflation")
+@register_check("li2023uniformerv2", "inflation", evidence="self-consistency")
 def _uniformerv2_inflation() -> dict:
     """ViT weights + zero-initialised LT_MHRA: per-frame backbone features equal the image ViT's.
 
@@ -422,7 +422,7 @@ def check_global_uniblock(seed: int = 0) -> float:
         return (blk(query, tokens, (h, w)) - ref).abs().max().item()
 
 
-@register_check("li2023uniformerv2", "reference")
+@register_check("li2023uniformerv2", "reference", evidence="self-consistency")
 def _uniformerv2_pieces() -> dict:
     """Piece-by-piece check of the paper's block definitions (mmaction2 is not installed beside our torch)."""
     diffs = {"lt_mhra": check_lt_mhra(), "c_mhra": check_c_mhra(), "global_uniblock": check_global_uniblock()}

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from videozoo.layers.checkpoint import run_block
 from videozoo.models.swin import DropPath, Mlp, PatchMerging, WindowAttention, _init_weights, shifted_window_mask
 from videozoo.registry import Reported, register_check, register_model
 
@@ -207,12 +208,22 @@ class VideoSwinTransformer(nn.Module):
         self.num_features = dim
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, cfg.num_classes)
-        self.apply(_init_weights)
+        self.grad_checkpointing = False
+        self.apply(_init_weights)  # linear layers trunc_normal(0.02), zero biases (the authors' code)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in the backward pass instead of storing them
+        (less memory for the ``T' H' W'`` tokens of a clip; same outputs and gradients)."""
+        self.grad_checkpointing = enable
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``x: (B, 3, T, H, W)`` -> normalised last-stage tokens ``(B, T', H', W', C_last)``."""
         x = self.patch_embed.norm(self.patch_embed.proj(x).permute(0, 2, 3, 4, 1))
-        return self.norm(self.layers(x))
+        for stage in self.layers:
+            x = stage.downsample(x)
+            for blk in stage.blocks:
+                x = run_block(blk, x, enabled=self.grad_checkpointing)
+        return self.norm(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x: (B, 3, T, H, W)`` -> logits ``(B, num_classes)`` (average over all tokens, then linear)."""
@@ -271,7 +282,6 @@ def load_state_dict_from(library: str, state_dict: dict) -> dict:
                  kind="survey", tolerance_pct=None),
     ),
     temporal=True,
-    # from scratch a transformer needs more clips and steps than the CNNs (600 steps at 2e-3: 35.0 %)
     motion={"lr": 1e-3, "max_steps": 6000, "n_train": 8000},
 )
 def video_swin(config: VideoSwinConfig) -> VideoSwinTransformer:

@@ -17,7 +17,7 @@ def make_project(dest: Path, data: Path = MINI) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "mkdocs.yml", dest / "mkdocs.yml")
     (dest / "site_src").mkdir(exist_ok=True)
-    for page in ("index.md", "about.md"):
+    for page in ("index.md", "about.md", "zoo-notes.md"):
         shutil.copy(REPO / "site_src" / page, dest / "site_src" / page)
     shutil.copytree(data, dest / "data", dirs_exist_ok=True)
     return dest

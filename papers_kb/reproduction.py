@@ -95,6 +95,30 @@ def evidence_label(check: Check) -> str:
     return EVIDENCE_LABELS.get(check.evidence or "", "")
 
 
+def motion_results(check: Check) -> list[dict]:
+    """The motion check's results, one row per trained configuration, for the site.
+
+    Returns:
+        ``[{"name", "evidence", "label", "passed", "min_pct", "mean_pct", "per_seed_pct"}]``: the
+        model itself first (``name`` ``""``), then each variant (e.g. TimeSformer's ``joint`` and
+        ``space-only``); ``label`` is the reader-facing kind of evidence, "control: cannot use
+        frame order" for a control.  Empty for a check without per-seed figures.
+    """
+    m = check.measured
+    if "per_seed" not in m:
+        return []
+
+    def row(name: str, d: dict, evidence: str | None, passed: bool) -> dict:
+        return {"name": name, "evidence": evidence, "label": EVIDENCE_LABELS.get(evidence or "", ""),
+                "passed": passed, "min_pct": d.get("heldout_top1_pct_min"), "mean_pct": d.get("heldout_top1_pct_mean"),
+                "per_seed_pct": [r.get("heldout_top1_pct") for r in d.get("per_seed", [])]}
+
+    variants = m.get("variants", {})
+    rows = [row("", m, check.evidence, bool(m.get("model_passed", check.status == "passed")))]
+    rows += [row(name, v, v.get("evidence"), bool(v.get("passed"))) for name, v in variants.items()]
+    return rows
+
+
 def _rung(checks: list[Check]) -> str:
     ran = [c for c in checks if c.status != "not-run"]
     if not checks:

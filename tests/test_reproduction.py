@@ -146,3 +146,19 @@ def test_rendered_paper_page_shows_every_record_and_each_evidence_kind(project: 
     assert CONTROL_LABEL in page
     repro = next(text for path, text in pages.items() if path.endswith("reproduction.md"))
     assert "`tsm_online`" in repro and "`tsm`" in repro
+
+
+def test_motion_results_list_the_model_and_its_variants_with_their_evidence():
+    from papers_kb.reproduction import motion_results
+
+    per_seed = [{"seed": s, "heldout_top1_pct": v} for s, v in enumerate((95.0, 92.0, 97.0))]
+    control = [{"seed": s, "heldout_top1_pct": v} for s, v in enumerate((13.0, 12.5, 14.0))]
+    c = Check(name="motion", status="passed", evidence="training", summary="...", measured={
+        "per_seed": per_seed, "heldout_top1_pct_min": 92.0, "heldout_top1_pct_mean": 94.67, "model_passed": True,
+        "variants": {"space-only": {"evidence": "control", "passed": True, "per_seed": control,
+                                    "heldout_top1_pct_min": 12.5, "heldout_top1_pct_mean": 13.17}}})
+    rows = motion_results(c)
+    assert [r["name"] for r in rows] == ["", "space-only"]
+    assert rows[0]["label"] == "training result over seeds" and rows[0]["per_seed_pct"] == [95.0, 92.0, 97.0]
+    assert rows[1]["label"] == CONTROL_LABEL and rows[1]["min_pct"] == 12.5 and rows[1]["passed"]
+    assert motion_results(Check(name="motion", status="not-run", summary="old", measured={"heldout_top1_pct": 13.0})) == []

@@ -380,6 +380,7 @@ def test_motion_check_uses_model_settings_and_variants(monkeypatch):
     m = check["measured"]
     assert m["seeds"] == [0, 1, 2] and [r["heldout_top1_pct"] for r in m["per_seed"]] == [95.0, 92.0, 97.0]
     assert m["heldout_top1_pct_min"] == 92.0 and m["heldout_top1_pct_mean"] == pytest.approx(94.67, abs=0.01)
+    assert m["model_passed"] is True  # the model's own seeds all reached 90 %
     assert all(list(r["heldout_per_class_top1_pct"]) == list(CLASS_NAMES) for r in m["per_seed"])
     variants = m["variants"]
     assert variants["narrow"]["passed"] is False and variants["narrow"]["heldout_top1_pct_min"] == 50.0

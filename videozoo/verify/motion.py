@@ -312,7 +312,7 @@ def check_motion(spec: ModelSpec, max_steps: int | None = None, log: Callable[[s
     image_cache: dict = {}  # the image model a video model starts from is trained once per seed
     name = getattr(cfg, "attention", None) or getattr(cfg, "variant", None) or "tiny"
     m = _over_seeds(spec, cfg, seeds, settings, spec.temporal, log, image_cache, name)
-    passed = m.pop("passed")
+    passed = m["model_passed"] = m.pop("passed")  # the model's own verdict; variants add theirs below
     evidence = m.pop("evidence")
     expected, rule = _expectation(spec.temporal)
     main_from = ", from a frame-trained image model" if "image_pretrain" in m["per_seed"][0] else ""

@@ -400,7 +400,7 @@ def check_global_uniblock(seed: int = 0) -> float:
     DPE (eq. 4) as the explicit 3x3x3 per-channel neighbourhood sum, C_MHRA (eq. 5) as
     ``torch.nn.MultiheadAttention`` with the block's weights, then the FFN (eq. 6).
     """
-    from videozoo.models.uniformer import explicit_local_aggregation
+    from videozoo.references.uniformer import neighbourhood_sum
 
     torch.manual_seed(seed)
     cfg = UniFormerV2Config(num_frames=3, embed_dim=16, num_heads=2)
@@ -414,7 +414,7 @@ def check_global_uniblock(seed: int = 0) -> float:
         b, t, (h, w), d = 2, 3, (4, 5), 16
         query, tokens = torch.randn(b, 1, d), torch.randn(b * t, 1 + h * w, d)
         vol = tokens[:, 1:].reshape(b, t, h, w, d).permute(0, 4, 1, 2, 3)
-        vol = vol + explicit_local_aggregation(vol, blk.dpe.weight, blk.dpe.bias)  # eq. 4
+        vol = vol + neighbourhood_sum(vol, blk.dpe.weight, blk.dpe.bias)  # eq. 4
         patches = vol.permute(0, 2, 3, 4, 1).reshape(b, t, h * w, d)
         kv = torch.cat([tokens[:, :1].reshape(b, t, 1, d), patches], dim=2).reshape(b, -1, d)
         q = query + mha(blk.norm_q(query), blk.norm_kv(kv), blk.norm_kv(kv), need_weights=False)[0]  # eq. 5

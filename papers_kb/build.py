@@ -80,11 +80,11 @@ class BuildReport:
 
 def page_producers() -> dict:
     """Extra page producers run during rendering (charts, BibTeX downloads)."""
-    from papers_kb.charts import leaderboard_charts
+    from papers_kb.charts import leaderboard_charts, lesson_charts
 
     from papers_kb.bibtex import bib_downloads
 
-    return {"charts": leaderboard_charts, "bib": bib_downloads}
+    return {"charts": leaderboard_charts, "lessons": lesson_charts, "bib": bib_downloads}
 
 
 def cached_abstracts(root: Path) -> dict[str, str]:

@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from papers_kb.catalog import Catalog
-from papers_kb.render import GENERATED, Page, leaderboard_results, params_by_result, plain_text
+from papers_kb.reproduction import LESSON_CHECKS, lesson_rows
+from papers_kb.render import (GENERATED, LESSON_AXES, Page, leaderboard_results, params_by_result, plain_text,
+                              stage_lesson_models)
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -322,7 +324,8 @@ def bars(items: list[Bar], *, x_label: str, uid: str, label: str, chance: float 
                 titles[gid] = b.title
                 if b.marks:
                     ax.scatter(list(b.marks), [y] * len(b.marks), s=9, color=INK, zorder=3, linewidths=0)
-                ax.text(min(b.value, 100) + 1.5, y, f"{b.value:.1f} %", va="center", fontsize=FONT - 1)
+                end = max([b.value, *b.marks]) if b.marks else b.value
+                ax.text(min(end, 100) + 1.5, y, f"{b.value:.1f} %", va="center", fontsize=FONT - 1)
             ax.set_yticks(range(len(items)))
             ax.set_yticklabels([_clean_text(b.label) for b in reversed(items)])
             ax.set_xlim(0, 112)
@@ -380,4 +383,23 @@ def leaderboard_charts(cat: Catalog) -> list[Page]:
         for kind, chart in charts.items():
             for size, svg in chart.svgs.items():
                 pages.append(Page(f"{GENERATED}/.snippets/charts/{dkey}-top1-vs-{kind}-{size}.svg", svg + "\n"))
+    return pages
+
+
+def lesson_charts(cat: Catalog) -> list[Page]:
+    """Each stage's lesson chart, ``generated/.snippets/charts/stage-<n>-lesson-{wide,narrow}.svg``:
+    the models' results on the stage's miniature task (worst seed) beside the controls that
+    cannot solve it (best seed, hatched), with the chance level and the pass line."""
+    pages: list[Page] = []
+    for n in sorted(cat.stages):
+        check = LESSON_CHECKS.get(n)
+        rows = lesson_rows(stage_lesson_models(cat, n), check) if check else []
+        if not rows:
+            continue
+        items = [Bar(r["label"], r["value"], r["title"], tuple(r["seeds"]), r["control"], r["passed"]) for r in rows]
+        chance = 12.5 if check == "motion" else None
+        chart = bars(items, x_label=LESSON_AXES[check], uid=f"stage-{n}-lesson", label=f"Stage {n}: "
+                     + LESSON_AXES[check], chance=chance, expected=90 if check == "motion" else None)
+        for size, svg in chart.svgs.items():
+            pages.append(Page(f"{GENERATED}/.snippets/charts/stage-{n}-lesson-{size}.svg", svg + "\n"))
     return pages

@@ -33,7 +33,8 @@ from markupsafe import Markup
 
 from papers_kb.catalog import Catalog
 from papers_kb.files import atomic_write
-from papers_kb.reproduction import LABELS, LADDER, derive_status
+from papers_kb.reproduction import (LABELS, LADDER, LESSON_CHECKS, check_label, derive_paper_status, evidence_label,
+                                    lesson_rows, motion_results)
 from papers_kb.schema import KEY_RE, Paper, Result, SourceDoc
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -371,31 +372,45 @@ class Views:
         d = self.cat.datasets[key]
         return {"key": key, "href": self.dataset_href(key), "name": d.name, "title": d.name}
 
+    @staticmethod
+    def code_href(source_file: str) -> str:
+        """Page of a model file's code (one per file: a paper's variants share it)."""
+        return f"code/{Path(source_file).stem}.md"
+
     def status(self, key: str) -> dict[str, Any] | None:
-        rec = self.cat.reproduction.get(key)
-        if rec is None:
+        """View of paper ``key``'s reproduction: the paper's status from all of its records, the
+        fields of its own model's record at the top level, and every record under ``models``."""
+        records = self.cat.reproduction_of(key)
+        if not records:
             return None
-        st = derive_status(rec)
-        checks = []
-        for c in rec.checks:
-            summary = self.name_sources(c.summary)
-            # the reason is printed once: not again when the summary already says it
-            reason = None if not c.reason or c.reason in summary else self.name_sources(c.reason)
-            checks.append({"name": c.name, "status": c.status, "summary": summary, "reason": reason,
-                           "seconds": c.seconds})
-        return {
-            "level": st.level,
-            "label": st.label,
-            "rungs": [{"name": r, "label": LABELS[r], "state": st.rungs[r]} for r in LADDER],
-            "checks": checks,
-            "command": rec.command,
-            "source_file": rec.source_file,
-            "code_href": f"code/{plain_key(rec.model, 'model')}.md",
-            "source_url": f"{self.source_url.rstrip('/')}/{rec.source_file}" if self.source_url else None,
-            "model": rec.model,
-            "generated": rec.generated.strftime("%Y-%m-%d"),
-            "environment": ", ".join(f"{k} {v}" for k, v in sorted(rec.environment.items()) if k in ("python", "torch", "device")),
-        }
+        paper = derive_paper_status(records)
+        models = []
+        for rec in records:
+            st = paper.models[rec.model]
+            checks = []
+            for c in rec.checks:
+                summary = self.name_sources(c.summary)
+                # the reason is printed once: not again when the summary already says it
+                reason = None if not c.reason or c.reason in summary else self.name_sources(c.reason)
+                checks.append({"name": c.name, "status": c.status, "evidence": evidence_label(c),
+                               "label": check_label(c), "summary": summary, "reason": reason, "seconds": c.seconds,
+                               "motion": motion_results(c) if c.name == "motion" else []})
+            models.append({
+                "level": st.level,
+                "label": st.label,
+                "rungs": [{"name": r, "label": LABELS[r], "state": st.rungs[r]} for r in LADDER],
+                "checks": checks,
+                "command": rec.command,
+                "source_file": rec.source_file,
+                "code_href": self.code_href(rec.source_file),
+                "source_url": f"{self.source_url.rstrip('/')}/{rec.source_file}" if self.source_url else None,
+                "model": rec.model,
+                "variant": rec.variant,
+                "generated": rec.generated.strftime("%Y-%m-%d"),
+                "environment": ", ".join(f"{k} {v}" for k, v in sorted(rec.environment.items())
+                                         if k in ("python", "torch", "device", "cpu_model", "torch_threads")),
+            })
+        return {**models[0], "level": paper.level, "label": paper.label, "models": models}
 
     def paper_row(self, p: Paper) -> dict[str, Any]:
         where = self.cat.stage_item(p.key)
@@ -582,6 +597,12 @@ def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]]
         stages.append({"number": n, "title": st.title, "title_zh": st.title_zh, "summary": st.summary,
                        "items": items, "bib": f"../bib/stage-{n}.bib" if bib else None,
                        "href": f"stage-{n}.md"})
+    for st in stages:
+        check = LESSON_CHECKS.get(st["number"])
+        rows = lesson_rows(stage_lesson_models(cat, st["number"]), check) if check else []
+        st["lesson"] = {"chart": f"charts/stage-{st['number']}-lesson", "check": check,
+                        "controls": [r["label"] for r in rows if r["control"]],
+                        "learners": [r["label"] for r in rows if not r["control"] and r["passed"]]} if rows else None
     for j, st in enumerate(stages):
         # previous and next stage (the ends link the learning path's overview)
         st["prev"] = {k: stages[j - 1][k] for k in ("number", "title", "href")} if j > 0 else None
@@ -667,23 +688,26 @@ def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]]
     put("sources.md", "sources.md.j2", rows=src_rows, multi=multi)
 
     repro_rows = []
-    for key in sorted(cat.reproduction, key=lambda k: (cat.stage_item(k) or (9, 0), k)):
-        p = cat.papers[key]
-        repro_rows.append({"paper": v.ref(key) | {"href": f"papers/{key}.md"}, "status": v.status(key),
-                           "stage": (cat.stage_item(key) or (None,))[0]})
+    for key in sorted({r.paper for r in cat.reproduction.values()}, key=lambda k: (cat.stage_item(k) or (9, 0), k)):
+        st = v.status(key)
+        for model in st["models"]:
+            repro_rows.append({"paper": v.ref(key) | {"href": f"papers/{key}.md"}, "status": model,
+                               "stage": (cat.stage_item(key) or (None,))[0]})
     put("reproduction.md", "reproduction.md.j2", rows=repro_rows, ladder=[LABELS[r] for r in LADDER])
 
-    for key, rec in sorted(cat.reproduction.items()):
-        src = code_source(cat.root, rec.source_file)
+    for source_file in sorted({r.source_file for r in cat.reproduction.values()}):
+        rec = min((r for r in cat.reproduction.values() if r.source_file == source_file),
+                  key=lambda r: (r.variant is not None, r.model))
+        src = code_source(cat.root, source_file)
         if not src.is_file():
             continue
-        paper = cat.papers[key]
-        put(f"code/{plain_key(rec.model, 'model')}.md", "code.md.j2", model=rec.model, source_file=rec.source_file,
-            paper={"key": key, "title": paper.title, "name": paper.short_name or paper.title},
+        paper = cat.papers[rec.paper]
+        put(v.code_href(source_file), "code.md.j2", model=rec.model, source_file=source_file,
+            paper={"key": rec.paper, "title": paper.title, "name": paper.short_name or paper.title},
             code=src.read_text(encoding="utf-8"),
-            source_url=f"{v.source_url.rstrip('/')}/{rec.source_file}" if v.source_url else None,
+            source_url=f"{v.source_url.rstrip('/')}/{source_file}" if v.source_url else None,
             crumbs=[_crumb("Home", "../../index.md"), _crumb("Reproduction", "../reproduction.md"),
-                    _crumb(paper.short_name or paper.title, f"../papers/{key}.md"), _crumb(Path(rec.source_file).name)])
+                    _crumb(paper.short_name or paper.title, f"../papers/{rec.paper}.md"), _crumb(Path(source_file).name)])
 
     home = {"counts": cat.counts(), "stages": stages, "boards": boards}
     pages.append(Page(f"{g}/.snippets/home.md", env.get_template("home_snippet.md.j2").render(h=home)))
@@ -692,6 +716,24 @@ def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]]
         pages.extend(producer(cat))
     pages.sort(key=lambda pg: pg.path)
     return pages
+
+
+LESSON_AXES = {
+    "motion": "held-out top-1 on the frame-order task (%)",
+    "zero_shot": "held-out top-1 on unseen captions (%)",
+    "video_qa": "held-out answers correct (%)",
+}
+"""Axis title of each stage's lesson chart, by the check it charts."""
+
+
+def stage_lesson_models(cat: Catalog, number: int) -> list[tuple[str, list]]:
+    """``(short name, records)`` of the papers of stage ``number`` that have reproduction records."""
+    out = []
+    for item in cat.stages[number].items:
+        if item.paper and cat.reproduction_of(item.paper):
+            p = cat.papers[item.paper]
+            out.append((p.short_name or p.title, cat.reproduction_of(item.paper)))
+    return out
 
 
 def leaderboard_results(cat: Catalog, dataset: str) -> list[Result]:

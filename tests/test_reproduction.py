@@ -1,18 +1,35 @@
-"""The reproduction status is derived from recorded checks, rung by rung."""
+"""The reproduction status is derived from recorded checks, rung by rung, and from their evidence."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 
-from papers_kb.reproduction import derive_status
-from papers_kb.schema import ReproductionRecord
+import pytest
+from pydantic import ValidationError
+
+from papers_kb.catalog import CatalogError, load_catalog
+from papers_kb.reproduction import CONTROL_LABEL, derive_paper_status, derive_status, evidence_label
+from papers_kb.schema import Check, ReproductionRecord
+
+DEFAULT_EVIDENCE = {"builds": "reported-figure", "runs": "smoke-test", "reference": "independent-reference",
+                    "inflation": "independent-reference", "motion": "training", "gpu": "smoke-test"}
 
 
-def record(**statuses: str) -> ReproductionRecord:
+def check(name: str, status: str, evidence: str | None = None) -> dict:
+    out = {"name": name, "status": status, "summary": f"{name} {status}"}
+    if status != "not-run":
+        out["evidence"] = evidence or DEFAULT_EVIDENCE[name]
+    return out
+
+
+def record(model: str = "x", paper: str = "x2020y", variant: str | None = None, **statuses) -> ReproductionRecord:
+    """``statuses``: check name -> status, or (status, evidence)."""
+    checks = [check(n, *(s if isinstance(s, tuple) else (s,))) for n, s in statuses.items()]
     return ReproductionRecord(
-        paper="x2020y", model="x", source_file="videozoo/models/x.py", command="python -m videozoo.verify x",
-        generated=dt.datetime(2026, 1, 1),
-        checks=[{"name": n, "status": s, "summary": f"{n} {s}"} for n, s in statuses.items()])
+        paper=paper, model=model, variant=variant, source_file="videozoo/models/x.py",
+        command="python -m videozoo.verify x", generated=dt.datetime(2026, 1, 1), checks=checks)
 
 
 def test_ladder():
@@ -27,6 +44,121 @@ def test_ladder():
                                 gpu="passed")).level == "gpu-benchmarked"
     # a failed reference check stops the ladder even if motion passed
     assert derive_status(record(builds="passed", runs="passed", reference="failed", motion="passed")).level == "implemented"
-    # no reference exists: the rung is skipped
-    assert derive_status(record(builds="passed", runs="passed", motion="passed")).level == "learns-motion"
     assert derive_status(record(builds="passed", runs="passed", reference="passed", motion="failed")).level == "verified"
+
+
+def test_no_independent_reference_blocks_verified():
+    """A model with no independent reference is not 'verified', whatever else passed."""
+    st = derive_status(record(builds="passed", runs="passed", motion="passed"))
+    assert st.level == "implemented" and st.rungs["verified"] == "missing"
+
+
+def test_self_consistency_never_verifies_a_model():
+    st = derive_status(record(builds="passed", runs="passed", reference=("passed", "self-consistency"),
+                              motion="passed"))
+    assert st.level == "implemented" and st.rungs["verified"] == "missing"
+    # with an independent reference next to it, the model is verified
+    st = derive_status(record(builds="passed", runs="passed", reference="passed",
+                              inflation=("passed", "self-consistency"), motion="passed"))
+    assert st.level == "learns-motion"
+    # a failing self-consistency check is still a failure
+    st = derive_status(record(builds="passed", runs="passed", reference="passed",
+                              inflation=("failed", "self-consistency"), motion="passed"))
+    assert st.level == "implemented" and st.rungs["verified"] == "failed"
+
+
+def test_a_size_outside_tolerance_fails_and_no_figure_is_unverified():
+    assert derive_status(record(builds="failed", runs="passed", reference="passed")).level == "failing"
+    st = derive_status(record(builds="unverified", runs="passed", reference="passed"))
+    assert st.level == "verified" and st.rungs["implemented"] == "unverified"
+    assert "size unverified" in st.label
+    assert "unverified" not in derive_status(record(builds="passed", runs="passed", reference="passed")).label
+
+
+def test_a_control_is_labelled_as_such_never_reproduced():
+    st = derive_status(record(builds="passed", runs="passed", reference="passed", motion=("passed", "control")))
+    assert st.level == "control" and st.rungs["learns-motion"] == "control"
+    assert st.label == CONTROL_LABEL == "control: cannot use frame order"
+    assert "reproduced" not in st.label
+    gpu = derive_status(record(builds="passed", runs="passed", reference="passed", motion=("passed", "control"),
+                               gpu="passed"))
+    assert gpu.level == "gpu-benchmarked" and CONTROL_LABEL in gpu.label
+    # a control that learnt the order-defined classes failed its check
+    assert derive_status(record(builds="passed", runs="passed", reference="passed",
+                                motion=("failed", "control"))).level == "verified"
+
+
+def test_paper_status_comes_from_all_of_its_records():
+    main = record("tsn", paper="p2016", builds="passed", runs="passed", reference="passed", motion="passed")
+    variant = record("tsn_r50", paper="p2016", variant="ResNet-50 backbone", builds="failed", runs="passed")
+    st = derive_paper_status([main, variant])
+    assert st.level == "failing" and set(st.models) == {"tsn", "tsn_r50"}
+    assert st.models["tsn"].level == "learns-motion" and st.label == st.models["tsn_r50"].label
+    assert derive_paper_status([main]).level == "learns-motion"
+    assert derive_paper_status([]).level == "none"
+
+
+def test_checks_that_ran_must_say_what_evidence_they_are():
+    with pytest.raises(ValidationError, match="no evidence kind"):
+        Check(name="reference", status="passed", summary="ok")
+    with pytest.raises(ValidationError):
+        Check(name="reference", status="passed", summary="ok", evidence="looks-right")
+    assert Check(name="gpu", status="not-run", summary="no GPU", reason="no CUDA device").evidence is None
+    assert evidence_label(Check(name="reference", status="passed", summary="ok", evidence="self-consistency")
+                          ).startswith("self-consistency")
+
+
+def _write(path: Path, rec: ReproductionRecord) -> None:
+    path.write_text(rec.model_dump_json())
+
+
+def test_catalog_keeps_one_record_per_registered_name(project: Path):
+    (project / "data/reproduction").mkdir()
+    _write(project / "data/reproduction/tsm.json",
+           record("tsm", paper="lin2019tsm", builds="passed", runs="passed"))
+    _write(project / "data/reproduction/tsm_online.json",
+           record("tsm_online", paper="lin2019tsm", variant="uni-directional shift", builds="unverified",
+                  runs="passed"))
+    cat = load_catalog(project / "data", root=project)
+    assert set(cat.reproduction) == {"tsm", "tsm_online"}
+    assert [r.model for r in cat.reproduction_of("lin2019tsm")] == ["tsm", "tsm_online"]
+    # a record whose file name is not its model name, and a second record of one name, are errors
+    _write(project / "data/reproduction/other.json", record("tsm", paper="lin2019tsm", builds="passed"))
+    with pytest.raises(CatalogError) as err:
+        load_catalog(project / "data", root=project)
+    assert any("must be named tsm.json" in str(p) for p in err.value.problems)
+
+
+def test_rendered_paper_page_shows_every_record_and_each_evidence_kind(project: Path):
+    from papers_kb.render import render_pages
+
+    (project / "data/reproduction").mkdir()
+    _write(project / "data/reproduction/tsm.json",
+           record("tsm", paper="lin2019tsm", builds="passed", runs="passed",
+                  reference=("passed", "self-consistency")))
+    _write(project / "data/reproduction/tsm_online.json",
+           record("tsm_online", paper="lin2019tsm", variant="uni-directional shift", builds="passed",
+                  runs="passed", reference="passed", motion=("passed", "control")))
+    pages = {p.path: p.content for p in render_pages(load_catalog(project / "data", root=project))}
+    page = next(text for path, text in pages.items() if path.endswith("papers/lin2019tsm.md"))
+    assert "### Model `tsm`" in page and "### Model `tsm_online`: uni-directional shift" in page
+    assert "self-consistency (compared with its own code)" in page and "| independent reference |" in page
+    assert CONTROL_LABEL in page
+    repro = next(text for path, text in pages.items() if path.endswith("reproduction.md"))
+    assert "`tsm_online`" in repro and "`tsm`" in repro
+
+
+def test_motion_results_list_the_model_and_its_variants_with_their_evidence():
+    from papers_kb.reproduction import motion_results
+
+    per_seed = [{"seed": s, "heldout_top1_pct": v} for s, v in enumerate((95.0, 92.0, 97.0))]
+    control = [{"seed": s, "heldout_top1_pct": v} for s, v in enumerate((13.0, 12.5, 14.0))]
+    c = Check(name="motion", status="passed", evidence="training", summary="...", measured={
+        "per_seed": per_seed, "heldout_top1_pct_min": 92.0, "heldout_top1_pct_mean": 94.67, "model_passed": True,
+        "variants": {"space-only": {"evidence": "control", "passed": True, "per_seed": control,
+                                    "heldout_top1_pct_min": 12.5, "heldout_top1_pct_mean": 13.17}}})
+    rows = motion_results(c)
+    assert [r["name"] for r in rows] == ["", "space-only"]
+    assert rows[0]["label"] == "training result over seeds" and rows[0]["per_seed_pct"] == [95.0, 92.0, 97.0]
+    assert rows[1]["label"] == CONTROL_LABEL and rows[1]["min_pct"] == 12.5 and rows[1]["passed"]
+    assert motion_results(Check(name="motion", status="not-run", summary="old", measured={"heldout_top1_pct": 13.0})) == []

@@ -270,7 +270,7 @@ def tdn(config: TDNConfig) -> TDN:
     return TDN(config)
 
 
-@register_check("wang2021tdn", "reference")
+@register_check("wang2021tdn", "reference", evidence="self-consistency")
 def _tdn_reference_check() -> dict:
     """TDN-R50 with both TDMs disabled vs ``torchvision.models.resnet50`` (same weights) on
     the key frames (picked independently by slicing frames 2, 7, ..., 37), averaged over segments."""

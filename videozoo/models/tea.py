@@ -377,7 +377,7 @@ def res2net_block_reference(block: TEABlock, x: torch.Tensor) -> torch.Tensor:
     return F.relu(y + sc)
 
 
-@register_check("li2020tea", "reference")
+@register_check("li2020tea", "reference", evidence="self-consistency")
 def _tea_reference_check() -> dict:
     """ME vs an explicit per-segment loop; the temporal conv vs a sum over taps; TEA blocks
     with ME off and identity temporal convs vs a hand-written Res2Net block; and, when

@@ -309,7 +309,7 @@ def reference_diff(num_segments: int = 3, size: int = 112, num_classes: int = 10
     return {"max_abs_diff": (out - manual).abs().max().item(), "max_abs_reference": manual.abs().max().item()}
 
 
-@register_check("wang2016temporal", "reference")
+@register_check("wang2016temporal", "reference", evidence="self-consistency")
 def _tsn_matches_resnet50() -> dict:
     """TSN (ResNet-50, avg consensus) equals torchvision resnet50 per snippet + segment mean."""
     tol = 1e-5

@@ -404,7 +404,7 @@ class Views:
                 "source_file": rec.source_file,
                 "code_href": self.code_href(rec.source_file),
                 "source_url": f"{self.source_url.rstrip('/')}/{rec.source_file}" if self.source_url else None,
-                "model": rec.model,
+                "model": plain_key(rec.model, "model"),
                 "variant": rec.variant,
                 "generated": rec.generated.strftime("%Y-%m-%d"),
                 "environment": ", ".join(f"{k} {v}" for k, v in sorted(rec.environment.items())
@@ -599,10 +599,9 @@ def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]]
                        "href": f"stage-{n}.md"})
     for st in stages:
         check = LESSON_CHECKS.get(st["number"])
-        rows = lesson_rows(stage_lesson_models(cat, st["number"]), check) if check else []
+        bars = lesson_rows(stage_lesson_models(cat, st["number"]), check) if check else []
         st["lesson"] = {"chart": f"charts/stage-{st['number']}-lesson", "check": check,
-                        "controls": [r["label"] for r in rows if r["control"]],
-                        "learners": [r["label"] for r in rows if not r["control"] and r["passed"]]} if rows else None
+                        "controls": [b["label"] for b in bars if b["control"]]} if bars else None
     for j, st in enumerate(stages):
         # previous and next stage (the ends link the learning path's overview)
         st["prev"] = {k: stages[j - 1][k] for k in ("number", "title", "href")} if j > 0 else None

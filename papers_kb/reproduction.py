@@ -217,7 +217,8 @@ def _diff(value: Any) -> str:
 
 
 def _pct(value: Any) -> str:
-    return f"{float(value):.1f} %"
+    """``: 97.2 %`` for a figure, nothing when the record has none."""
+    return "" if value is None else f": {float(value):.1f} %"
 
 
 def check_label(check: Check) -> str:
@@ -258,12 +259,12 @@ def check_label(check: Check) -> str:
         if evidence == "control":
             best = m.get("heldout_top1_pct_max", m.get("heldout_top1_pct"))
             if status == "passed":
-                return f"control, cannot use frame order: {_pct(best)} (best of {seeds}; chance 12.5 %)"
-            return f"control failed: reached {_pct(best)}, so it can use frame order"
+                return f"control, cannot use frame order{_pct(best)} (best of {seeds}; chance 12.5 %)"
+            return f"control failed, it can use frame order{_pct(best)} (best of {seeds})"
         worst = m.get("heldout_top1_pct_min", m.get("heldout_top1_pct"))
         if status == "passed":
-            return f"learns frame order: {_pct(worst)} (worst of {seeds})"
-        return f"does not learn frame order: {_pct(worst)} (worst of {seeds}; needs 90 %)"
+            return f"learns frame order{_pct(worst)} (worst of {seeds})"
+        return f"does not learn frame order{_pct(worst)} (worst of {seeds}; needs 90 %)"
     # zero-shot, video QA, memory and future kinds: the kind of evidence and the verdict
     kind = EVIDENCE_LABELS.get(evidence or "", check.name)
     return f"{check.name.replace('_', ' ')}: {status} ({kind})"

@@ -40,6 +40,9 @@ def test_pages_for_every_entry(project: Path) -> None:
     tsm = (gen / "papers/lin2019tsm.md").read_text()
     assert "| TSM | [ToySet](../datasets/toyset.md) | top-1 (%) | 74.1 |" in tsm
     assert "Builds on it: [TimeSformer](../papers/bertasius2021spacetime.md)" in tsm
+    index = (gen / "papers/index.md").read_text()
+    assert f"All {len(list((project / 'data/papers').glob('*.yaml')))} papers" in index
+    assert "| [TSM: Temporal Shift Module for Efficient Video Understanding](lin2019tsm.md) (TSM) | 2019 |" in index
     board = (gen / "leaderboards/toyset.md").read_text()
     assert board.index("| 1 | [TSM]") < board.index("| 2 | [TN]")
     assert '--8<-- "charts/toyset-top1-vs-year-wide.svg"' in board

@@ -141,11 +141,11 @@ def test_rendered_paper_page_shows_every_record_and_each_evidence_kind(project: 
                   runs="passed", reference="passed", motion=("passed", "control")))
     pages = {p.path: p.content for p in render_pages(load_catalog(project / "data", root=project))}
     page = next(text for path, text in pages.items() if path.endswith("papers/lin2019tsm.md"))
-    assert "### Model `tsm`" in page and "### Model `tsm_online`: uni-directional shift" in page
+    assert "### <code>tsm</code>\n" in page and "### <code>tsm&#95;online</code>: uni-directional shift" in page
     assert "self-consistency (compared with its own code)" in page and "| independent reference |" in page
     assert CONTROL_LABEL in page
     repro = next(text for path, text in pages.items() if path.endswith("reproduction.md"))
-    assert "`tsm_online`" in repro and "`tsm`" in repro
+    assert "<code>tsm&#95;online</code>" in repro and "<code>tsm</code>" in repro
 
 
 def test_motion_results_list_the_model_and_its_variants_with_their_evidence():
@@ -162,3 +162,56 @@ def test_motion_results_list_the_model_and_its_variants_with_their_evidence():
     assert rows[0]["label"] == "training result over seeds" and rows[0]["per_seed_pct"] == [95.0, 92.0, 97.0]
     assert rows[1]["label"] == CONTROL_LABEL and rows[1]["min_pct"] == 12.5 and rows[1]["passed"]
     assert motion_results(Check(name="motion", status="not-run", summary="old", measured={"heldout_top1_pct": 13.0})) == []
+
+
+def test_check_labels_say_what_each_check_proved():
+    """Badges read as what the check showed, driven by status and evidence kind."""
+    from papers_kb.reproduction import check_label
+
+    def c(name, status, evidence=None, measured=None, summary="s", reason=None):
+        return Check(name=name, status=status, evidence=evidence, measured=measured or {}, summary=summary,
+                     reason=reason)
+
+    seeds = {"per_seed": [{"heldout_top1_pct": 97.25}, {"heldout_top1_pct": 98.0}, {"heldout_top1_pct": 99.0}],
+             "heldout_top1_pct_min": 97.25, "heldout_top1_pct_max": 99.0}
+    assert check_label(c("motion", "passed", "training", seeds)) == "learns frame order: 97.2 % (worst of 3 seeds)"
+    assert check_label(c("motion", "failed", "training", seeds)).startswith("does not learn frame order: 97.2 %")
+    control = {"per_seed": [{}, {}, {}], "heldout_top1_pct_min": 11.0, "heldout_top1_pct_max": 12.75}
+    assert check_label(c("motion", "passed", "control", control)) == \
+        "control, cannot use frame order: 12.8 % (best of 3 seeds; chance 12.5 %)"
+    ref = {"max_abs_diff": 4.47e-08, "reference": "timm.models.vision_transformer.VisionTransformer"}
+    assert check_label(c("reference", "passed", "independent-reference", ref)) == "matches timm to 4e-08"
+    assert check_label(c("reference", "passed", "independent-reference",
+                         {"max_abs_diff": 0.0, "reference": "torch.nn.Transformer"})) == "matches PyTorch's own layers exactly"
+    own = {"max_abs_diff": 0.0, "reference": "videozoo.models.vit.VisionTransformer"}
+    assert check_label(c("inflation", "passed", "self-consistency", own)) == \
+        "self-consistency only: inflated from its image model, matches its own building blocks exactly"
+    assert check_label(c("builds", "unverified", "reported-figure", {"params_m": 23.71})) == \
+        "23.71 M parameters; unverified: no published figure of this configuration"
+    assert check_label(c("builds", "passed", "reported-figure", {"params_m": 24.33})) == "24.33 M parameters, as published"
+    assert check_label(c("gpu", "not-run", summary="not run on GPU (no CUDA device)", reason="no CUDA device")) == \
+        "not run: no CUDA device"
+
+
+def test_lesson_rows_put_models_beside_controls():
+    from papers_kb.reproduction import lesson_rows
+
+    def motion(evidence, values, variants=None):
+        m = {"per_seed": [{"heldout_top1_pct": v} for v in values], "heldout_top1_pct_min": min(values),
+             "heldout_top1_pct_mean": sum(values) / len(values), "heldout_top1_pct_max": max(values)}
+        if variants:
+            m["variants"] = variants
+        return Check(name="motion", status="passed", evidence=evidence, summary="s", measured=m)
+
+    def rec(model, chk):
+        return ReproductionRecord(paper="p2020x", model=model, source_file="videozoo/models/x.py", command="c",
+                                  generated=dt.datetime(2026, 1, 1), checks=[chk])
+
+    space_only = {"evidence": "control", "passed": True, "heldout_top1_pct_min": 12.0,
+                  "per_seed": [{"heldout_top1_pct": 12.0}, {"heldout_top1_pct": 13.5}, {"heldout_top1_pct": 12.25}]}
+    rows = lesson_rows([("TSN", [rec("tsn", motion("control", [12.75, 11.0, 12.0]))]),
+                        ("TimeSformer", [rec("timesformer", motion("training", [94.75, 97.0, 96.0],
+                                                                         {"space-only": space_only}))])])
+    assert [(r["label"], r["value"], r["control"]) for r in rows] == [
+        ("TSN", 12.75, True), ("TimeSformer", 94.75, False), ("TimeSformer, space-only", 13.5, True)]
+    assert rows[1]["seeds"] == [94.75, 97.0, 96.0] and "at worst over 3 seeds" in rows[1]["title"]

@@ -66,6 +66,7 @@ class Visit:
     links: list[str] = field(default_factory=list)  # absolute URLs of a[href] in the page
     anchors: list[str] = field(default_factory=list)  # ids and names in the page
     wide_tables: list[str] = field(default_factory=list)  # tables wider than their container
+    overflow: list[str] = field(default_factory=list)  # elements sticking out of the viewport
 
 
 def is_local(url: str, root: str) -> bool:
@@ -124,6 +125,7 @@ class Browser:
             visit.links = info["links"]
             visit.anchors = info["anchors"]
             visit.wide_tables = info["wide"]
+            visit.overflow = info["overflow"]
             if mode == "served":
                 SCREENSHOTS.mkdir(parents=True, exist_ok=True)
                 height = min(page.evaluate("document.documentElement.scrollHeight"), SHOT_MAX_HEIGHT)
@@ -148,7 +150,18 @@ _COLLECT = """() => {
       wide.push(`${head}: scrollWidth ${t.scrollWidth} > clientWidth ${t.clientWidth}, right ${Math.round(box.right)} vs ${Math.round(hb.right)}`);
     }
   }
-  return {links, anchors, wide};
+  const overflow = [];
+  if (document.documentElement.scrollWidth > window.innerWidth + 1) {
+    for (const e of document.querySelectorAll('article *')) {
+      const r = e.getBoundingClientRect();
+      if (r.width && r.right > window.innerWidth + 1 && !e.closest('table')) {
+        overflow.push(`<${e.tagName.toLowerCase()} class="${e.className.baseVal ?? e.className}"> right ${Math.round(r.right)}`);
+        if (overflow.length > 5) break;
+      }
+    }
+    if (!overflow.length) overflow.push(`page ${document.documentElement.scrollWidth} px wide`);
+  }
+  return {links, anchors, wide, overflow};
 }"""
 
 

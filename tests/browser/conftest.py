@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import CHROMIUM_FLAGS, REPO, Browser, chromium_path
+from browser.harness import CHROMIUM_FLAGS, REPO, Browser, chromium_path
 
 
 def pytest_collection_modifyitems(config, items):

@@ -9,7 +9,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from harness import PHONE, TEMPLATES, WIDE, Visit, local_target
+from browser.harness import PHONE, TEMPLATES, WIDE, Visit, local_target
 
 MODES = ("served", "file")
 

@@ -554,16 +554,19 @@ def doc_anchor(doc: str) -> str:
 
 
 def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]] | None = None,
-                 abstracts: dict[str, str] | None = None) -> list[Page]:
+                 abstracts: dict[str, str] | None = None, source_url: str | None = None) -> list[Page]:
     """Render every generated page of the site, in a deterministic order.
 
     Args:
         cat: the validated catalog.
         extra: additional page producers by name (charts, BibTeX downloads) called with ``cat``.
         abstracts: arXiv abstracts by arXiv id, read from the local arXiv cache (never committed).
+        source_url: where the project's files are browsable (``[tool.papers-kb.site] source-url``
+            of pyproject.toml, e.g. ``https://github.com/OWNER/REPO/blob/main``): pages that show
+            a videozoo file also link it there; ``None``: only the site's own code page.
     """
     env = environment()
-    v = Views(cat, abstracts)
+    v = Views(cat, abstracts, source_url)
     pages: list[Page] = []
     g = GENERATED
     bib = "bib" in (extra or {})

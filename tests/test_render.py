@@ -139,3 +139,23 @@ def test_pages_readers_follow(project: Path) -> None:
         page = (gen / f"stages/stage-{n}.md").read_text()
         assert f"(stage-{n + 1}.md){{ rel=\"next\" }}" in page
     assert "(../papers/index.md)" in (gen / "stages/stage-4.md").read_text()
+
+
+def test_staged_paper_links_its_videozoo_file_and_the_repository_when_configured(project: Path) -> None:
+    import datetime as _dt
+
+    from papers_kb.build import site_source_url
+    from papers_kb.render import render_pages
+    from papers_kb.schema import Check, ReproductionRecord
+
+    cat = load_catalog(project / "data", root=project)
+    cat.reproduction = {"tsm": ReproductionRecord(
+        paper="lin2019tsm", model="tsm", source_file="videozoo/models/tsm.py", command="c",
+        generated=_dt.datetime(2026, 1, 1),
+        checks=[Check(name="runs", status="passed", evidence="smoke-test", summary="ok")])}
+    plain = next(p.content for p in render_pages(cat) if p.path.endswith("papers/lin2019tsm.md"))
+    assert "[videozoo/models/tsm.py](../code/tsm.md)" in plain and "in the repository" not in plain
+    (project / "pyproject.toml").write_text('[tool.papers-kb.site]\nsource-url = "https://example.org/kb/blob/main"\n')
+    url = site_source_url(project)
+    page = next(p.content for p in render_pages(cat, source_url=url) if p.path.endswith("papers/lin2019tsm.md"))
+    assert "([in the repository](https://example.org/kb/blob/main/videozoo/models/tsm.py))" in page

@@ -79,8 +79,10 @@ def roots(site_dir: Path, http_root: str) -> dict[str, str]:
     return {"served": http_root, "file": site_dir.as_uri() + "/"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    """Chromium for the tests of this package; closed when they are done (Playwright's sync API
+    keeps an event loop running meanwhile, which asyncio.run() in later tests must not see)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -90,6 +92,6 @@ def browser():
         b.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def site_browser(browser, roots) -> Browser:
     return Browser(browser, roots)

@@ -80,11 +80,11 @@ class BuildReport:
 
 def page_producers() -> dict:
     """Extra page producers run during rendering (charts, BibTeX downloads)."""
-    from papers_kb.charts import leaderboard_charts
+    from papers_kb.charts import leaderboard_charts, lesson_charts
 
     from papers_kb.bibtex import bib_downloads
 
-    return {"charts": leaderboard_charts, "bib": bib_downloads}
+    return {"charts": leaderboard_charts, "lessons": lesson_charts, "bib": bib_downloads}
 
 
 def cached_abstracts(root: Path) -> dict[str, str]:
@@ -94,6 +94,19 @@ def cached_abstracts(root: Path) -> dict[str, str]:
     from papers_kb.arxiv_client import load_cached_abstracts
 
     return load_cached_abstracts(root / os.environ.get("PAPERS_KB_ARXIV_CACHE", ".cache/arxiv"))
+
+
+def site_source_url(root: Path) -> str | None:
+    """``[tool.papers-kb.site] source-url`` of ``root/pyproject.toml`` (where the repository's
+    files can be browsed), or ``None`` when it is not set."""
+    import tomllib
+
+    try:
+        conf = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    value = conf.get("tool", {}).get("papers-kb", {}).get("site", {}).get("source-url")
+    return value if isinstance(value, str) and value.startswith("https://") else None
 
 
 def render_site(root: Path | str = ".") -> BuildReport:
@@ -106,7 +119,7 @@ def render_site(root: Path | str = ".") -> BuildReport:
     t0 = time.perf_counter()
     cat = load_catalog(root / "data", root=root)
     t1 = time.perf_counter()
-    pages = render_pages(cat, extra=page_producers(), abstracts=cached_abstracts(root))
+    pages = render_pages(cat, extra=page_producers(), abstracts=cached_abstracts(root), source_url=site_source_url(root))
     report = write_pages(pages, root / "site_src")
     t2 = time.perf_counter()
     return BuildReport(cat, report, len(pages), {"validate": t1 - t0, "render": t2 - t1})

@@ -106,7 +106,7 @@ class Catalog:
     stages: dict[int, Stage] = field(default_factory=dict)
     tags: dict[str, Tag] = field(default_factory=dict)
     sources: dict[str, SourceDoc] = field(default_factory=dict)
-    reproduction: dict[str, ReproductionRecord] = field(default_factory=dict)  # by paper key
+    reproduction: dict[str, ReproductionRecord] = field(default_factory=dict)  # by registered model name
     where: dict[tuple[str, str], Located] = field(default_factory=dict)
     warnings: list[Problem] = field(default_factory=list)
 
@@ -161,6 +161,12 @@ class Catalog:
                 if r.paper == key and not any(o == p.key for _, o in out):
                     out.append((f"{r.kind} (of)", p.key))
         return out
+
+    def reproduction_of(self, paper: str) -> list[ReproductionRecord]:
+        """Every reproduction record of paper ``paper`` (one per registered name): the paper's own
+        model first (the record that is not a variant), then its variants by name."""
+        return sorted((r for r in self.reproduction.values() if r.paper == paper),
+                      key=lambda r: (r.variant is not None, r.model))
 
     def entries_from(self, doc: str) -> dict[str, int]:
         """How many entries of each kind cite seed document ``doc``."""
@@ -436,11 +442,14 @@ def load_catalog(data_dir: str | Path = "data", root: str | Path | None = None) 
                 for err in exc.errors():
                     ld.problem(path, 0, _field_path(err["loc"]), _error_message(err))
                 continue
-            if rec.paper in cat.reproduction:
-                ld.problem(path, 0, "paper", f"second reproduction record for paper {rec.paper!r}")
+            if path.stem != rec.model:
+                ld.problem(path, 0, "model", f"record of model {rec.model!r} must be named {rec.model}.json")
                 continue
-            cat.reproduction[rec.paper] = rec
-            cat.where[("reproduction", rec.paper)] = Located(ld.rel(path), 1)
+            if rec.model in cat.reproduction:
+                ld.problem(path, 0, "model", f"second reproduction record for model {rec.model!r}")
+                continue
+            cat.reproduction[rec.model] = rec
+            cat.where[("reproduction", rec.model)] = Located(ld.rel(path), 1)
 
     _cross_check(cat, ld, nodes, result_nodes)
     cat.warnings = sorted(ld.warnings)
@@ -594,10 +603,10 @@ def _cross_check(cat: Catalog, ld: _Loader, nodes: dict, result_nodes: list) -> 
             at("papers", key, "stage", f"stage: {p.stage} but the paper is not an item of that stage in data/stages.yaml")
 
     # Reproduction records point at papers.
-    for key, rec in cat.reproduction.items():
-        if key not in papers:
-            loc = cat.where[("reproduction", key)]
-            ld.problems.append(Problem(loc.path, 0, "paper", f"unknown paper {key!r}"))
+    for model, rec in cat.reproduction.items():
+        if rec.paper not in papers:
+            loc = cat.where[("reproduction", model)]
+            ld.problems.append(Problem(loc.path, 0, "paper", f"unknown paper {rec.paper!r}"))
 
     _check_curation(cat, ld, result_nodes, papers, at, warn)
 

@@ -33,8 +33,9 @@ from markupsafe import Markup
 
 from papers_kb.catalog import Catalog
 from papers_kb.files import atomic_write
-from papers_kb.reproduction import LABELS, LADDER, derive_status
-from papers_kb.schema import KEY_RE, Paper, Result
+from papers_kb.reproduction import (LABELS, LADDER, LESSON_CHECKS, check_label, derive_paper_status, evidence_label,
+                                    lesson_rows, motion_results)
+from papers_kb.schema import KEY_RE, Paper, Result, SourceDoc
 
 TEMPLATES = Path(__file__).parent / "templates"
 GENERATED = "generated"  # folder inside site_src/
@@ -121,14 +122,32 @@ def code(value: Any) -> Markup:
     return Markup(f"<code>{md(value)}</code>")
 
 
-def fenced(value: Any, lang: str = "") -> Markup:
+def fenced(value: Any, lang: str = "", linenums: bool = False) -> Markup:
     """A fenced code block showing ``value`` verbatim: the fence is longer than any backtick
-    run inside, and snippet-include lines (``--8<--``) are escaped so they stay text."""
+    run inside, and snippet-include lines (``--8<--``) are escaped so they stay text.
+    ``linenums`` numbers the lines from 1."""
     text = _CONTROL.sub("", str(value)).rstrip("\n")
     text = _SNIPPET_LINE.sub(r"\1;\2", text)
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
-    return Markup(f"{fence}{lang}\n{text}\n{fence}")
+    options = ' linenums="1"' if linenums else ""
+    return Markup(f"{fence}{lang}{options}\n{text}\n{fence}")
+
+
+_SNIPPET_PATH = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9_.+/-]*$")
+
+
+def snippet(path: Any) -> Markup:
+    """A pymdownx.snippets include line for a file the build wrote under ``generated/.snippets/``
+    (an inline chart): ``--8<-- "charts/x.svg"``.
+
+    Raises:
+        UnsafePath: for a path that is not plain (quotes, spaces, ``..``, absolute).
+    """
+    text = str(path)
+    if not _SNIPPET_PATH.match(text) or ".." in text.split("/"):
+        raise UnsafePath(f"snippet {text!r} is not a plain relative path")
+    return Markup(f'--8<-- "{text}"')
 
 
 def join(values: Iterable[Any], sep: str = "", attribute: str | None = None) -> Markup:
@@ -176,7 +195,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(md=md, cell=cell, url=url, num=num, fm=front_matter, title=link_title, code=code,
-                       fenced=fenced, join=join)
+                       fenced=fenced, join=join, snippet=snippet)
     return env
 
 
@@ -218,12 +237,123 @@ def venue_str(p: Paper) -> str:
     return " ".join(parts)
 
 
-class Views:
-    """Builds the plain dictionaries the templates render, with relative links."""
+def _norm(text: str) -> str:
+    return re.sub(r"[^0-9a-z\u00c0-\uffff]+", " ", text.lower()).strip()
 
-    def __init__(self, cat: Catalog, abstracts: dict[str, str] | None = None):
+
+def distinct_aliases(title: str, short_name: str | None, aliases: list[str]) -> list[str]:
+    """The aliases worth showing: not the title again (nor the title after its "TSM: " prefix),
+    not the short name, each once (compared without case and punctuation)."""
+    seen = {_norm(title), _norm(short_name or "")}
+    if ":" in title:
+        seen.add(_norm(title.split(":", 1)[1]))
+    out = []
+    for a in aliases:
+        n = _norm(a)
+        if n and n not in seen:
+            seen.add(n)
+            out.append(a)
+    return out
+
+
+def doc_short_name(d: SourceDoc) -> str:
+    """How tables name a source document: a survey by its authors and year, any other document
+    by its title without the parenthesised gloss."""
+    if d.kind == "survey" and d.author:
+        first = d.author.split(",")[0].strip().split()[-1]
+        year = f", {d.date.year}" if d.date else ""
+        return f"survey ({first} et al.{year})"
+    return re.sub(r"\s*\([^)]*\)\s*$", "", d.title) or d.title
+
+
+def doc_url(d: SourceDoc) -> str | None:
+    """The document's own page: its URL, or its arXiv abstract page."""
+    if d.url:
+        return d.url
+    if d.arxiv_id:
+        return f"https://arxiv.org/abs/{d.arxiv_id}"
+    return None
+
+
+def _crumb(name: str, href: str | None = None) -> dict[str, str | None]:
+    return {"name": name, "href": href}
+
+
+class Views:
+    """Builds the plain dictionaries the templates render, with relative links.
+
+    Besides the entries' own fields it computes what ties pages together: the learning path's
+    order (previous and next reading of every staged paper or dataset), breadcrumbs, source
+    documents named by title, and the provenance notes that pages show collapsed.
+    """
+
+    def __init__(self, cat: Catalog, abstracts: dict[str, str] | None = None, source_url: str | None = None):
         self.cat = cat
         self.abstracts = abstracts or {}
+        self.source_url = source_url
+        # the learning path in reading order: (stage number, position, paper or dataset key)
+        self.path = [(n, i, item.paper or item.dataset) for n in sorted(cat.stages)
+                     for i, item in enumerate(cat.stages[n].items, 1)]
+        self._path_index = {key: j for j, (_, _, key) in enumerate(self.path)}
+        # source documents are named by title wherever a note or a check summary cites their key
+        keys = sorted(cat.sources, key=len, reverse=True)
+        self._doc_re = re.compile(r"(?:\b(?:the\s+)?(?:seed|survey|document)\s+)?(" + "|".join(map(re.escape, keys)) + ")"
+                                  ) if keys else None
+        self._doc_by_number = {k[:3]: k for k in cat.sources if re.match(r"^\d{3}_", k)}
+
+    def name_sources(self, text: str | None) -> str | None:
+        """``text`` with source documents named by title instead of by their file names
+        (``survey 003_cde90359197f8a1e.txt`` -> the survey's title, ``seed 004`` -> the list's)."""
+        if not text:
+            return text
+        if self._doc_re is not None:
+            text = self._doc_re.sub(lambda m: doc_short_name(self.cat.sources[m.group(1)]), text)
+
+        def by_number(m: re.Match) -> str:
+            key = self._doc_by_number.get(m.group(1))
+            return doc_short_name(self.cat.sources[key]) if key else m.group(0)
+
+        return re.sub(r"\b[Ss]eed\s*(\d{3})\b", by_number, text)
+
+    def path_ref(self, j: int) -> dict[str, Any]:
+        """The reading at index ``j`` of the learning path, with its place on it."""
+        n, i, key = self.path[j]
+        return {**self.ref(key), "stage": n, "position": i, "stage_title": self.cat.stages[n].title}
+
+    def neighbours(self, key: str) -> dict[str, Any]:
+        """Previous and next reading along the learning path (across stages), or ``None``."""
+        j = self._path_index.get(key)
+        if j is None:
+            return {"prev": None, "next": None}
+        return {"prev": self.path_ref(j - 1) if j > 0 else None,
+                "next": self.path_ref(j + 1) if j + 1 < len(self.path) else None}
+
+    def sources(self, refs: list) -> list[dict[str, Any]]:
+        """Source references grouped by document (each document once, its sections in order)."""
+        out: dict[str, dict[str, Any]] = {}
+        for s in refs:
+            row = out.get(s.doc)
+            if row is None:
+                row = out[s.doc] = {**self.source_label(s.doc, None), "sections": []}
+            if s.section and s.section not in row["sections"]:
+                row["sections"].append(s.section)
+        return list(out.values())
+
+    def provenance(self, entry: Any, extra: list[tuple[str, str | None]] = ()) -> list[dict[str, str]]:
+        """Curation notes of an entry, for its collapsed "Provenance" block: how identifiers
+        were confirmed, the maintainers' notes, why a field is empty, and the notes on each
+        source reference; documents named by title."""
+        items: list[tuple[str, str | None]] = [
+            ("Identifiers and facts checked", getattr(entry, "confirmed", None)),
+            ("Notes", getattr(entry, "notes", None)),
+            ("Authors", getattr(entry, "authors_note", None)),
+            ("Year", getattr(entry, "year_note", None)),
+            *extra,
+        ]
+        for s in getattr(entry, "sources", []):
+            if s.note:
+                items.append((f"In {self.source_label(s.doc, None)['short']}", s.note))
+        return [{"label": label, "text": self.name_sources(text)} for label, text in items if text]
 
     # links relative to a page inside generated/<section>/
     @staticmethod
@@ -242,27 +372,45 @@ class Views:
         d = self.cat.datasets[key]
         return {"key": key, "href": self.dataset_href(key), "name": d.name, "title": d.name}
 
+    @staticmethod
+    def code_href(source_file: str) -> str:
+        """Page of a model file's code (one per file: a paper's variants share it)."""
+        return f"code/{Path(source_file).stem}.md"
+
     def status(self, key: str) -> dict[str, Any] | None:
-        rec = self.cat.reproduction.get(key)
-        if rec is None:
+        """View of paper ``key``'s reproduction: the paper's status from all of its records, the
+        fields of its own model's record at the top level, and every record under ``models``."""
+        records = self.cat.reproduction_of(key)
+        if not records:
             return None
-        st = derive_status(rec)
-        checks = []
-        for c in rec.checks:
-            checks.append({"name": c.name, "status": c.status, "summary": c.summary, "reason": c.reason,
-                           "seconds": c.seconds})
-        return {
-            "level": st.level,
-            "label": st.label,
-            "rungs": [{"name": r, "label": LABELS[r], "state": st.rungs[r]} for r in LADDER],
-            "checks": checks,
-            "command": rec.command,
-            "source_file": rec.source_file,
-            "code_href": f"code/{plain_key(rec.model, 'model')}.md",
-            "model": rec.model,
-            "generated": rec.generated.strftime("%Y-%m-%d"),
-            "environment": ", ".join(f"{k} {v}" for k, v in sorted(rec.environment.items()) if k in ("python", "torch", "device")),
-        }
+        paper = derive_paper_status(records)
+        models = []
+        for rec in records:
+            st = paper.models[rec.model]
+            checks = []
+            for c in rec.checks:
+                summary = self.name_sources(c.summary)
+                # the reason is printed once: not again when the summary already says it
+                reason = None if not c.reason or c.reason in summary else self.name_sources(c.reason)
+                checks.append({"name": c.name, "status": c.status, "evidence": evidence_label(c),
+                               "label": check_label(c), "summary": summary, "reason": reason, "seconds": c.seconds,
+                               "motion": motion_results(c) if c.name == "motion" else []})
+            models.append({
+                "level": st.level,
+                "label": st.label,
+                "rungs": [{"name": r, "label": LABELS[r], "state": st.rungs[r]} for r in LADDER],
+                "checks": checks,
+                "command": rec.command,
+                "source_file": rec.source_file,
+                "code_href": self.code_href(rec.source_file),
+                "source_url": f"{self.source_url.rstrip('/')}/{rec.source_file}" if self.source_url else None,
+                "model": plain_key(rec.model, "model"),
+                "variant": rec.variant,
+                "generated": rec.generated.strftime("%Y-%m-%d"),
+                "environment": ", ".join(f"{k} {v}" for k, v in sorted(rec.environment.items())
+                                         if k in ("python", "torch", "device", "cpu_model", "torch_threads")),
+            })
+        return {**models[0], "level": paper.level, "label": paper.label, "models": models}
 
     def paper_row(self, p: Paper) -> dict[str, Any]:
         where = self.cat.stage_item(p.key)
@@ -321,10 +469,11 @@ class Views:
                 "href": src.url or ""}
 
     def source_label(self, doc: str, section: str | None) -> dict[str, str]:
+        """A source document as pages name it: title, short name, the sources page's entry."""
         d = self.cat.sources.get(doc)
-        short = f"{d.kind.replace('-', ' ')} {doc[:3]}" if d else doc
-        return {"doc": doc, "title": d.title if d else doc, "short": short, "section": section or "",
-                "href": f"../sources.md#{doc_anchor(doc)}"}
+        return {"doc": doc, "title": d.title if d else doc, "short": doc_short_name(d) if d else doc,
+                "section": section or "", "href": f"../sources.md#{doc_anchor(doc)}",
+                "url": (doc_url(d) or "") if d else ""}
 
     def paper_page(self, p: Paper) -> dict[str, Any]:
         cat = self.cat
@@ -338,16 +487,21 @@ class Views:
         repos = [{"name": r.name or r.key, "url": r.url, "framework": r.framework or "",
                   "official": {True: "official", False: "third-party", None: ""}[r.official]}
                  for r in cat.repos_of(p.key)]
+        crumbs = [_crumb("Home", "../../index.md"), _crumb("Papers", "index.md")]
+        if stage:
+            crumbs.append(_crumb(f"Stage {stage['number']}", stage["href"]))
+        crumbs.append(_crumb(p.short_name or p.title))
+        arxiv = [f"{k} {', '.join(v) if isinstance(v, list) else v}"
+                 for k, v in sorted(p.arxiv.model_dump(mode="json", exclude_none=True).items())] if p.arxiv else []
         return {
             **self.paper_row(p),
+            "crumbs": crumbs,
+            "neighbours": self.neighbours(p.key),
+            "provenance": self.provenance(p, [("arXiv record", "; ".join(arxiv) + "." if arxiv else None)]),
             "authors_all": [authors_short([a], 1) for a in p.authors],
-            "aliases": p.aliases,
+            "aliases": distinct_aliases(p.title, p.short_name, p.aliases),
             "summary": p.summary,
-            "notes": p.notes,
             "doi": p.doi,
-            "arxiv": [{"name": k, "value": ", ".join(v) if isinstance(v, list) else str(v)}
-                      for k, v in sorted(p.arxiv.model_dump(mode="json", exclude_none=True).items())]
-            if p.arxiv else None,
             "stage_info": stage,
             "prerequisites": [self.ref(k) for k in cat.prerequisites_of(p.key)],
             "builds_on_it": [self.ref(k) for k in cat.built_on_by(p.key)],
@@ -357,8 +511,7 @@ class Views:
             "related": [{"kind": kind, **self.ref(k)} for kind, k in cat.related_of(p.key)],
             "extra_links": [{"kind": l.kind, "label": l.label or l.kind, "url": l.url, "lang": l.lang}
                             for l in p.links],
-            "sources": [self.source_label(s.doc, s.section) for s in p.sources],
-            "confirmed": p.confirmed,
+            "sources": self.sources(p.sources),
             "bibtex": entry_text(p),
             "abstract": self.abstracts.get(p.arxiv_id or ""),
         }
@@ -401,16 +554,19 @@ def doc_anchor(doc: str) -> str:
 
 
 def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]] | None = None,
-                 abstracts: dict[str, str] | None = None) -> list[Page]:
+                 abstracts: dict[str, str] | None = None, source_url: str | None = None) -> list[Page]:
     """Render every generated page of the site, in a deterministic order.
 
     Args:
         cat: the validated catalog.
         extra: additional page producers by name (charts, BibTeX downloads) called with ``cat``.
         abstracts: arXiv abstracts by arXiv id, read from the local arXiv cache (never committed).
+        source_url: where the project's files are browsable (``[tool.papers-kb.site] source-url``
+            of pyproject.toml, e.g. ``https://github.com/OWNER/REPO/blob/main``): pages that show
+            a videozoo file also link it there; ``None``: only the site's own code page.
     """
     env = environment()
-    v = Views(cat, abstracts)
+    v = Views(cat, abstracts, source_url)
     pages: list[Page] = []
     g = GENERATED
     bib = "bib" in (extra or {})
@@ -428,7 +584,7 @@ def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]]
         items = []
         for i, item in enumerate(st.items, 1):
             if item.paper:
-                row = v.paper_row(cat.papers[item.paper])
+                row = dict(v.paper_row(cat.papers[item.paper]))
                 row["kind"] = "paper"
                 row["repos"] = [{"name": r.name or r.key, "url": r.url, "official": r.official}
                                 for r in cat.repos_of(item.paper)]
@@ -442,7 +598,17 @@ def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]]
             row.update(position=i, why=item.why, prerequisites=[v.ref(k) for k in item.prerequisites])
             items.append(row)
         stages.append({"number": n, "title": st.title, "title_zh": st.title_zh, "summary": st.summary,
-                       "items": items, "bib": f"../bib/stage-{n}.bib" if bib else None})
+                       "items": items, "bib": f"../bib/stage-{n}.bib" if bib else None,
+                       "href": f"stage-{n}.md"})
+    for st in stages:
+        check = LESSON_CHECKS.get(st["number"])
+        bars = lesson_rows(stage_lesson_models(cat, st["number"]), check) if check else []
+        st["lesson"] = {"chart": f"charts/stage-{st['number']}-lesson", "check": check,
+                        "controls": [b["label"] for b in bars if b["control"]]} if bars else None
+    for j, st in enumerate(stages):
+        # previous and next stage (the ends link the learning path's overview)
+        st["prev"] = {k: stages[j - 1][k] for k in ("number", "title", "href")} if j > 0 else None
+        st["next"] = {k: stages[j + 1][k] for k in ("number", "title", "href")} if j + 1 < len(stages) else None
     for st in stages:
         put(f"stages/stage-{st['number']}.md", "stage.md.j2", stage=st)
     put("stages/index.md", "stages_index.md.j2", stages=stages)
@@ -456,7 +622,7 @@ def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]]
     for d in datasets:
         res = cat.results_on(d.key)
         ds_rows.append({
-            "key": d.key, "href": f"{d.key}.md", "name": d.name, "aliases": d.aliases, "url": d.url,
+            "key": d.key, "href": f"{d.key}.md", "name": d.name, "url": d.url,
             "videos": d.videos_note or (f"{d.videos:,}" if d.videos else ""), "classes": d.classes or "",
             "task": d.task or "", "origin": d.origin or "", "summary": d.summary, "notes": d.notes,
             "papers": [v.ref(k) | {"href": f"../papers/{k}.md"} for k in d.papers],
@@ -465,7 +631,14 @@ def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]]
             "leaderboard": f"../leaderboards/{d.key}.md" if any(r.metric == "top1" for r in res) else None,
             "stage": cat.stage_item(d.key),
             "tags": [{"key": t, "name": cat.tags[t].name} for t in d.tags],
-            "sources": [v.source_label(s.doc, s.section) for s in d.sources],
+            "sources": v.sources(d.sources),
+            "aliases": distinct_aliases(d.name, None, d.aliases),
+            "license": d.license or "",
+            "splits": [{"name": sp.name, "videos": f"{sp.videos:,}" if sp.videos else "", "note": sp.note or ""}
+                       for sp in d.splits],
+            "crumbs": [_crumb("Home", "../../index.md"), _crumb("Datasets", "index.md"), _crumb(d.name)],
+            "neighbours": v.neighbours(d.key),
+            "provenance": v.provenance(d),
         })
     put("datasets/index.md", "datasets_index.md.j2", rows=ds_rows)
     for row in ds_rows:
@@ -486,7 +659,8 @@ def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]]
             continue
         tag_rows.append({"key": t.key, "name": t.name, "group": t.group or "other",
                          "description": t.description, "count": len(members), "href": f"{t.key}.md"})
-        put(f"tags/{t.key}.md", "tag.md.j2", tag=t, rows=members)
+        put(f"tags/{t.key}.md", "tag.md.j2", tag=t, rows=members,
+            crumbs=[_crumb("Home", "../../index.md"), _crumb("Tags", "index.md"), _crumb(t.name)])
     put("tags/index.md", "tags_index.md.j2", rows=tag_rows)
 
     boards = leaderboards(cat, v)
@@ -507,23 +681,35 @@ def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]]
                 if len({s.doc for s in e.sources}) > 1)
     for key in sorted(cat.sources):
         s = cat.sources[key]
-        src_rows.append({"key": key, "anchor": doc_anchor(key), "title": s.title, "kind": s.kind, "lang": s.lang,
-                         "description": s.description, "counts": cat.entries_from(key)})
+        link = doc_url(s)
+        src_rows.append({"key": key, "anchor": doc_anchor(key), "title": s.title, "kind": s.kind.replace("-", " "),
+                         "lang": s.lang, "author": s.author, "date": s.date.isoformat() if s.date else "",
+                         "url": link, "link_label": f"arXiv {s.arxiv_id}" if s.arxiv_id and link and "arxiv.org" in link
+                         else "the document", "description": s.description, "counts": cat.entries_from(key),
+                         "provenance": v.name_sources(s.notes)})
     put("sources.md", "sources.md.j2", rows=src_rows, multi=multi)
 
     repro_rows = []
-    for key in sorted(cat.reproduction, key=lambda k: (cat.stage_item(k) or (9, 0), k)):
-        p = cat.papers[key]
-        repro_rows.append({"paper": v.ref(key) | {"href": f"papers/{key}.md"}, "status": v.status(key),
-                           "stage": (cat.stage_item(key) or (None,))[0]})
+    for key in sorted({r.paper for r in cat.reproduction.values()}, key=lambda k: (cat.stage_item(k) or (9, 0), k)):
+        st = v.status(key)
+        for model in st["models"]:
+            repro_rows.append({"paper": v.ref(key) | {"href": f"papers/{key}.md"}, "status": model,
+                               "stage": (cat.stage_item(key) or (None,))[0]})
     put("reproduction.md", "reproduction.md.j2", rows=repro_rows, ladder=[LABELS[r] for r in LADDER])
 
-    for key, rec in sorted(cat.reproduction.items()):
-        src = code_source(cat.root, rec.source_file)
+    for source_file in sorted({r.source_file for r in cat.reproduction.values()}):
+        rec = min((r for r in cat.reproduction.values() if r.source_file == source_file),
+                  key=lambda r: (r.variant is not None, r.model))
+        src = code_source(cat.root, source_file)
         if not src.is_file():
             continue
-        put(f"code/{plain_key(rec.model, 'model')}.md", "code.md.j2", model=rec.model, source_file=rec.source_file,
-            paper={"key": key, "title": cat.papers[key].title}, code=src.read_text(encoding="utf-8"))
+        paper = cat.papers[rec.paper]
+        put(v.code_href(source_file), "code.md.j2", model=rec.model, source_file=source_file,
+            paper={"key": rec.paper, "title": paper.title, "name": paper.short_name or paper.title},
+            code=src.read_text(encoding="utf-8"),
+            source_url=f"{v.source_url.rstrip('/')}/{source_file}" if v.source_url else None,
+            crumbs=[_crumb("Home", "../../index.md"), _crumb("Reproduction", "../reproduction.md"),
+                    _crumb(paper.short_name or paper.title, f"../papers/{rec.paper}.md"), _crumb(Path(source_file).name)])
 
     home = {"counts": cat.counts(), "stages": stages, "boards": boards}
     pages.append(Page(f"{g}/.snippets/home.md", env.get_template("home_snippet.md.j2").render(h=home)))
@@ -534,21 +720,73 @@ def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]]
     return pages
 
 
+LESSON_AXES = {
+    "motion": "held-out top-1 on the frame-order task (%)",
+    "zero_shot": "held-out top-1 on unseen captions (%)",
+    "video_qa": "held-out answers correct (%)",
+}
+"""Axis title of each stage's lesson chart, by the check it charts."""
+
+
+def stage_lesson_models(cat: Catalog, number: int) -> list[tuple[str, list]]:
+    """``(short name, records)`` of the papers of stage ``number`` that have reproduction records."""
+    out = []
+    for item in cat.stages[number].items:
+        if item.paper and cat.reproduction_of(item.paper):
+            p = cat.papers[item.paper]
+            out.append((p.short_name or p.title, cat.reproduction_of(item.paper)))
+    return out
+
+
+def leaderboard_results(cat: Catalog, dataset: str) -> list[Result]:
+    """The top-1 results on ``dataset`` in leaderboard order: best first, then older, then by name.
+    A result's rank (1-based position here) numbers it in the table and in the charts."""
+    return sorted((r for r in cat.results_on(dataset) if r.metric == "top1"),
+                  key=lambda r: (-r.value, r.year or 0, r.method))
+
+
+def _source_key(r: Result) -> tuple:
+    s = r.source
+    return (s.doc, s.paper, s.url, s.section)
+
+
+def params_by_result(cat: Catalog, rows: list[Result]) -> dict[int, Result]:
+    """The parameter count of each result in ``rows`` (by ``id()``): the ``params`` result of the
+    same paper and method read from the same source and table, so a survey's count is not
+    attached to another source's row of a different backbone. Where one source gives two
+    different counts under the same method name, neither is attached."""
+    params: dict[tuple, list[Result]] = {}
+    for r in cat.results:
+        if r.metric == "params":
+            params.setdefault((r.paper, r.method, _source_key(r)), []).append(r)
+    out = {}
+    for r in rows:
+        found = params.get((r.paper, r.method, _source_key(r)), [])
+        if len({f.value for f in found}) == 1:
+            out[id(r)] = found[0]
+    return out
+
+
 def leaderboards(cat: Catalog, v: Views) -> list[dict[str, Any]]:
     """One leaderboard per dataset with top-1 results: rows sorted by top-1, best first."""
     boards = []
-    params: dict[tuple[str, str], float] = {(r.paper, r.method): r.value for r in cat.results if r.metric == "params"}
     for dkey in sorted({r.dataset for r in cat.results if r.metric == "top1" and r.dataset}):
+        results = leaderboard_results(cat, dkey)
+        params = params_by_result(cat, results)
         rows = []
-        for r in sorted((r for r in cat.results_on(dkey) if r.metric == "top1"),
-                        key=lambda r: (-r.value, r.year or 0, r.method)):
+        for r in results:
             p = cat.papers[r.paper]
+            size = params.get(id(r))
             rows.append({**v.result_row(r), "family": r.family or "", "year": r.year or p.year or "",
-                         "params": num(params.get((r.paper, r.method))), "value_f": r.value})
+                         "params": num(size.value) if size else "", "value_f": r.value,
+                         "trainable_only": bool(size and size.trainable_only)})
         d = cat.datasets[dkey]
+        not_plotted = [{"method": row["method"], "params": row["params"], "rank": i}
+                       for i, row in enumerate(rows, 1) if row["trainable_only"]]
         boards.append({"key": dkey, "name": d.name, "href": f"{dkey}.md", "rows": rows,
-                       "dataset_href": f"../datasets/{dkey}.md",
-                       "chart_year": f"{dkey}-top1-vs-year.svg", "chart_params": f"{dkey}-top1-vs-params.svg"})
+                       "crumbs": [_crumb("Home", "../../index.md"), _crumb("Leaderboards", "index.md"), _crumb(d.name)],
+                       "dataset_href": f"../datasets/{dkey}.md", "not_plotted": not_plotted,
+                       "chart_year": f"charts/{dkey}-top1-vs-year", "chart_params": f"charts/{dkey}-top1-vs-params"})
     return boards
 
 

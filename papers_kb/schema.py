@@ -387,6 +387,10 @@ class Result(Strict):
     ``setting`` keeps what the source says in words when the fields cannot hold it. A field
     the source does not state stays empty.
 
+    ``trainable_only`` (``params`` results only): the count covers only the parameters trained
+    for the task, e.g. a side network or adapters on a frozen backbone whose own parameters are
+    not counted; such a count is shown as such and never plotted as model size.
+
     Raises:
         ValueError: unit or range not matching the metric; kind not matching the source.
     """
@@ -408,6 +412,8 @@ class Result(Strict):
     pretrain: str | None = Field(default=None, description="pre-training data, e.g. ImageNet-21K, Kinetics-400")
     backbone: str | None = Field(default=None, description="backbone or model size, e.g. ResNet-50, Swin-B")
     modality: Literal["RGB", "Flow", "RGB+Flow", "RGB+Audio", "Pose", "Compressed", "other"] | None = None
+    trainable_only: bool = Field(default=False, description="params: counts only the trained parameters "
+                                 "(a frozen backbone is not counted)")
     source: ResultSource
     notes: str | None = None
 
@@ -421,6 +427,8 @@ class Result(Strict):
             raise ValueError(f"accuracy must be between 0 and 100 %, got {self.value}")
         if self.metric in ("params", "gflops", "fps", "latency", "gpus", "speedup") and self.value <= 0:
             raise ValueError(f"{self.metric} must be > 0, got {self.value}")
+        if self.trainable_only and self.metric != "params":
+            raise ValueError(f"trainable_only applies to a params result, not to {self.metric!r}")
         return self
 
     @model_validator(mode="after")
@@ -518,29 +526,65 @@ class SourceDoc(Strict):
 
 CHECK_NAMES = ("builds", "runs", "reference", "inflation", "motion", "zero_shot", "video_qa", "memory", "gpu")
 
+CHECK_STATUSES = ("passed", "failed", "unverified", "not-run")
+"""``unverified``: the check ran but had nothing to compare with (a model with no reported or
+released figure); never counted as passed."""
+
+EVIDENCE_KINDS = ("independent-reference", "self-consistency", "control", "training", "reported-figure",
+                  "smoke-test")
+"""What a check's verdict rests on:
+
+``independent-reference``  code that shares no module with the model: a library (torchvision,
+                           timm, Hugging Face, pytorchvideo, open_clip, POT), an executable
+                           restatement of the paper's equations, or the layer table of the
+                           authors' release
+``self-consistency``       the model against code it imports or re-types from itself
+``control``                a model that by design cannot solve the task (e.g. cannot use frame order)
+``training``               a trained result over seeds
+``reported-figure``        a measured size compared with a figure of the paper, a survey or the
+                           authors' release (the ``builds`` check)
+``smoke-test``             the model runs: shapes, finite gradients, determinism (``runs``, ``gpu``)
+"""
+
 
 class Check(Strict):
     """The outcome of one verification check, as measured by ``videozoo.verify``.
 
-    ``status`` is ``passed``/``failed`` for a check that ran, ``not-run`` with ``reason``
-    otherwise (e.g. "no GPU on this machine").
+    ``status`` is ``passed``/``failed`` for a check that ran and compared, ``unverified`` for
+    one that ran with nothing to compare against, ``not-run`` with ``reason`` otherwise (e.g.
+    "no GPU on this machine").  ``evidence`` (one of :data:`EVIDENCE_KINDS`) is required for
+    every check that ran.
     """
 
     name: Literal["builds", "runs", "reference", "inflation", "motion", "zero_shot", "video_qa", "memory", "gpu"]
-    status: Literal["passed", "failed", "not-run"]
+    status: Literal["passed", "failed", "unverified", "not-run"]
+    evidence: Literal["independent-reference", "self-consistency", "control", "training", "reported-figure",
+                      "smoke-test"] | None = None
     summary: str
     reason: str | None = None
     measured: dict = Field(default_factory=dict)
     expected: dict = Field(default_factory=dict)
     seconds: float | None = Field(default=None, ge=0)
 
+    @model_validator(mode="after")
+    def _evidence_when_run(self) -> "Check":
+        if self.status != "not-run" and self.evidence is None:
+            raise ValueError(f"check {self.name!r} has status {self.status!r} but no evidence kind "
+                             f"(one of {', '.join(EVIDENCE_KINDS)})")
+        return self
+
 
 class ReproductionRecord(Strict):
-    """What ``python -m videozoo.verify`` measured for one model (``data/reproduction/<alias>.json``)."""
+    """What ``python -m videozoo.verify`` measured for one registered model name
+    (``data/reproduction/<name>.json``): a paper's model (its alias, ``tsm``) or a registered
+    variant of it (``tsn_r50``); a paper may have several records, one per name."""
 
     schema_version: Literal[1] = 1
     paper: Key
-    model: Key = Field(description="videozoo alias, e.g. 'tsm' (a plain key: it names the code page)")
+    model: Key = Field(description="videozoo registered name: the paper's alias ('tsm') or a variant ('tsn_r50'); "
+                       "a plain key: it names the record's file")
+    variant: NonEmpty | None = Field(default=None, description="for a registered variant: what it is "
+                                     "(one line, e.g. the paper table or the recipe it follows)")
     source_file: Annotated[str, AfterValidator(_check_source_file)] = Field(
         description="the model file, relative to the project: 'videozoo/models/tsm.py' (pages show files of videozoo/ only)")
     command: NonEmpty

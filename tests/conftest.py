@@ -13,12 +13,11 @@ MINI = REPO / "tests" / "fixtures" / "mini" / "data"
 
 
 def make_project(dest: Path, data: Path = MINI) -> Path:
-    """Copy mkdocs.yml, the hand-written site pages and a data folder into ``dest``."""
+    """Copy mkdocs.yml, the hand-written site sources (pages, assets) and a data folder into ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "mkdocs.yml", dest / "mkdocs.yml")
-    (dest / "site_src").mkdir(exist_ok=True)
-    for page in ("index.md", "about.md"):
-        shutil.copy(REPO / "site_src" / page, dest / "site_src" / page)
+    shutil.copytree(REPO / "site_src", dest / "site_src", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("generated"))
     shutil.copytree(data, dest / "data", dirs_exist_ok=True)
     return dest
 

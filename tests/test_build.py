@@ -13,9 +13,9 @@ def test_build_produces_the_site(project: Path, capsys) -> None:
     site = project / "site"
     assert (site / "index.html").is_file()
     for n in range(1, 5):
-        assert (site / f"generated/stages/stage-{n}/index.html").is_file()
-    assert (site / "generated/papers/lin2019tsm/index.html").is_file()
-    assert (site / "generated/datasets/toyset/index.html").is_file()
+        assert (site / f"generated/stages/stage-{n}.html").is_file()
+    assert (site / "generated/papers/lin2019tsm.html").is_file()
+    assert (site / "generated/datasets/toyset.html").is_file()
     home = (site / "index.html").read_text()
     assert "Stage 1: CNNs" in home  # the generated snippet is included
     assert "fonts.googleapis" not in home and "cdn.jsdelivr" not in home

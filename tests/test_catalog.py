@@ -161,7 +161,7 @@ def test_duplicate_repo_url_is_case_and_slash_insensitive(project: Path) -> None
 def test_reproduction_record_must_name_a_known_paper(project: Path) -> None:
     rec = {"paper": "ghost2020", "model": "ghost", "source_file": "videozoo/models/ghost.py",
            "command": "python -m videozoo.verify ghost", "generated": "2026-01-01T00:00:00Z",
-           "checks": [{"name": "builds", "status": "passed", "summary": "ok"}]}
+           "checks": [{"name": "builds", "status": "passed", "evidence": "reported-figure", "summary": "ok"}]}
     (project / "data/reproduction").mkdir()
     (project / "data/reproduction/ghost.json").write_text(json.dumps(rec))
     assert any("unknown paper 'ghost2020'" in p for p in problems(project))

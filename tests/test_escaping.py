@@ -42,10 +42,9 @@ PAYLOAD = (
 PREFIXES = ["", "- ", "1. ", "# ", "    ", "> ", "=== ", '--8<-- "x" ', "!!! note ", "| ", "```", "<div>"]
 # Fields that no page shows (kept in data for curators).
 NOT_SHOWN = {
-    "papers[].notes", "papers[].authors_note", "papers[].year_note", "papers[].sources[].note", "datasets[].confirmed",
-    "datasets[].license", "datasets[].sources[].note", "repos[].notes", "repos[].summary", "repos[].confirmed",
-    "repos[].sources[].note", "repos[].sources[].section", "resources[].author", "resources[].sources[].note",
-    "resources[].sources[].section", "results[].notes", "results[].source.note", "sources[].author", "sources[].notes",
+    "repos[].notes", "repos[].confirmed", "repos[].sources[].note", "repos[].sources[].section", "resources[].author",
+    "resources[].sources[].note", "resources[].sources[].section", "results[].notes", "results[].source.note",
+    "sources[].key",  # a source document's file name: pages name the document by its title
 }
 CODE_FILE = ('"""A model file shown on a code page: PWNCODE ``` ```` <script>alert(1)</script>."""\n'
              "x = 1  # ~~~ `tick` {{ 7*7 }}\n")
@@ -104,10 +103,10 @@ def build(tmp: Path, hostile: bool) -> tuple[Path, Texts]:
     cat = load_catalog(proj / "data", root=proj)
     # a journal paper: its Cite block has volume, number and pages
     cat.papers["lin2019tsm"] = cat.papers["lin2019tsm"].model_copy(update={"venue_type": "journal"})
-    cat.reproduction["lin2019tsm"] = ReproductionRecord(
+    cat.reproduction["tsm"] = ReproductionRecord(
         paper="lin2019tsm", model="tsm", source_file="videozoo/models/tsm.py", command="python -m videozoo.verify tsm",
         environment={"python": "3.11", "torch": "2.4", "device": "cpu"}, generated=_dt.datetime(2026, 1, 1),
-        checks=[Check(name="builds", status="passed", summary="ok", reason="why")])
+        checks=[Check(name="builds", status="passed", evidence="reported-figure", summary="ok", reason="why")])
     text = Texts(hostile)
     # the source documents first: their new keys are followed by every source reference
     doc_keys = {}
@@ -128,8 +127,9 @@ def build(tmp: Path, hostile: bool) -> tuple[Path, Texts]:
 
 
 class Skeleton(html.parser.HTMLParser):
-    """Elements and attribute names of a page in order (inside ``<pre>`` only the ``<pre>``),
-    plus every attribute value and the text, for the checks."""
+    """Elements and attribute names of a page in order (inside ``<pre>`` only the ``<pre>``, inside
+    an inline chart ``<svg>`` only the ``<svg>``: a chart's drawing depends on the data, e.g. on
+    which results share a method name), plus every attribute value and the text, for the checks."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -144,12 +144,12 @@ class Skeleton(html.parser.HTMLParser):
         self.attrs += [(tag, k, v or "") for k, v in attrs]
         if not self.pre:
             self.tags.append(f"<{tag} {' '.join(sorted(k for k, _ in attrs))}>")
-        if tag == "pre":
+        if tag in ("pre", "svg"):
             self.pre += 1
         self.stack.append(tag)
 
     def handle_endtag(self, tag):
-        if tag == "pre" and self.pre:
+        if tag in ("pre", "svg") and self.pre:
             self.pre -= 1
         if self.stack and self.stack[-1] == tag:
             self.stack.pop()

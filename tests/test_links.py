@@ -395,16 +395,16 @@ def test_internal_check_on_real_mini_build(tmp_path: Path, capsys) -> None:
     assert pages > 10 and n > 100
     assert cli_main(["--root", str(proj), "check-links"]) == 0
     # Break one generated page: the check must notice.
-    page = proj / "site" / "generated" / "papers" / "lin2019tsm" / "index.html"
+    page = proj / "site" / "generated" / "papers" / "lin2019tsm.html"
     html = page.read_text(encoding="utf-8")
-    assert 'href="../../datasets/toyset/"' in html and 'href="#sources"' in html
-    html = html.replace('href="../../datasets/toyset/"', 'href="../../datasets/nowhere/"', 1)
+    assert 'href="../datasets/toyset.html"' in html and 'href="#sources"' in html
+    html = html.replace('href="../datasets/toyset.html"', 'href="../datasets/nowhere.html"', 1)
     page.write_text(html.replace('href="#sources"', 'href="#no-such-heading"', 1), encoding="utf-8")
     capsys.readouterr()
     assert cli_main(["--root", str(proj), "check-links"]) == 1
     out = capsys.readouterr().out
-    assert "generated/papers/lin2019tsm/index.html:\n" in out
-    assert "../../datasets/nowhere/ (no such page: generated/datasets/nowhere)" in out
+    assert "generated/papers/lin2019tsm.html:\n" in out
+    assert "../datasets/nowhere.html (no such page: generated/datasets/nowhere.html)" in out
     assert "#no-such-heading (missing anchor #no-such-heading)" in out
     assert "internal: 2 broken" in out
 

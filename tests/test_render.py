@@ -36,13 +36,17 @@ def test_pages_for_every_entry(project: Path) -> None:
     assert "**Why read it.** Temporal modelling at 2D cost." in stage1
     assert "[arXiv](https://arxiv.org/abs/1811.08383)" in stage1
     assert "**Read first:** [Two-Stream](../papers/simonyan2014twostream.md)" in stage1
-    assert "(official)" in stage1 and "**Reproduction:**" in stage1
+    assert "(official)" in stage1 and "**In videozoo:**" in stage1
     tsm = (gen / "papers/lin2019tsm.md").read_text()
     assert "| TSM | [ToySet](../datasets/toyset.md) | top-1 (%) | 74.1 |" in tsm
     assert "Builds on it: [TimeSformer](../papers/bertasius2021spacetime.md)" in tsm
+    index = (gen / "papers/index.md").read_text()
+    assert f"All {len(list((project / 'data/papers').glob('*.yaml')))} papers" in index
+    assert "| [TSM: Temporal Shift Module for Efficient Video Understanding](lin2019tsm.md) (TSM) | 2019 |" in index
     board = (gen / "leaderboards/toyset.md").read_text()
     assert board.index("| 1 | [TSM]") < board.index("| 2 | [TN]")
-    assert (gen / "leaderboards/toyset-top1-vs-year.svg").read_bytes().startswith(b"<?xml")
+    assert '--8<-- "charts/toyset-top1-vs-year-wide.svg"' in board
+    assert (gen / ".snippets/charts/toyset-top1-vs-year-wide.svg").read_text().startswith("<svg ")
 
 
 def test_removed_entries_lose_their_pages(project: Path) -> None:
@@ -73,6 +77,85 @@ def test_hostile_text_renders_as_text(project: Path) -> None:
     assert cell("a | b\nc") == "a &#124; b c"
     # and in the built HTML nothing executable survives
     assert main(["--root", str(project), "build"]) == 0
-    html = (project / "site/generated/papers/evil2020script/index.html").read_text()
+    html = (project / "site/generated/papers/evil2020script.html").read_text()
     assert "<script>alert(1)" not in html and "<img src=x" not in html
     assert md(None) == ""
+
+
+def test_pages_readers_follow(project: Path) -> None:
+    """Breadcrumbs, previous/next along the path, aliases, grouped sources, provenance."""
+    write(project / "data/papers/lin2019tsm.yaml", """
+        key: lin2019tsm
+        title: "TSM: Temporal Shift Module for Efficient Video Understanding"
+        short_name: TSM
+        aliases: [Temporal Shift Module for Efficient Video Understanding, tsm, Temporal Shift Module,
+                  temporal shift module]
+        authors: [Ji Lin, Chuang Gan, Song Han]
+        year: 2019
+        venue: ICCV
+        venue_type: conference
+        arxiv_id: "1811.08383"
+        stage: 1
+        tags: [temporal]
+        notes: Seed 002 lists it twice; per seed-b.txt it is a 2D CNN.
+        confirmed: arXiv abs page via search (bohrium record)
+        sources:
+          - {doc: seed-a.txt, section: Stage1}
+          - {doc: seed-b.txt, section: Table 1, note: the seed rounds the figure}
+          - {doc: seed-a.txt, section: Stage1}
+        """)
+    tags = project / "data/tags.yaml"
+    tags.write_text(tags.read_text() + "- {key: temporal, name: Temporal modelling, group: approach}\n")
+    render_site(project)
+    gen = project / "site_src" / "generated"
+    tsm = (gen / "papers/lin2019tsm.md").read_text()
+    head, provenance = tsm.split("<summary>Provenance</summary>", 1)
+    # breadcrumbs: Home > Papers > Stage 1 > TSM
+    assert '[Home](../../index.md) › [Papers](index.md) › [Stage 1](../stages/stage-1.md) › TSM</nav>' in head
+    # aliases: the title again (after "TSM: ") and the short name are dropped, duplicates once
+    assert "*Also known as:* Temporal Shift Module\n" in head
+    # the venue line and the aliases are separate paragraphs; tags are chips that link
+    assert "[arXiv](https://arxiv.org/abs/1811.08383) · [PDF](https://arxiv.org/pdf/1811.08383)\n\n*Also" in head
+    assert "[Temporal modelling](../tags/temporal.md){ .md-tag }" in head
+    # each source document once, with its sections, by title
+    assert head.count("[Seed A](../sources.md#src-seed-a-txt)") == 1
+    assert "[Seed B](../sources.md#src-seed-b-txt): “Table 1”" in head
+    # curation notes only in the collapsed block, documents by title
+    for word in ("confirmed", "bohrium", "seed-b.txt", "rounds the figure"):
+        assert word not in head
+    assert "**Identifiers and facts checked:** arXiv abs page via search (bohrium record)" in provenance
+    assert "per survey (seed-b.txt)" not in provenance and "per Seed B it is a 2D CNN" in provenance
+    assert "**In Seed B:** the seed rounds the figure" in provenance
+    # reported results come before the reproduction section
+    assert tsm.index("## Reported results") < tsm.index("## Reproduction in videozoo") if "## Reproduction" in tsm \
+        else "## Reported results" in tsm
+    # previous and next reading along the path: Two-Stream before, ToySet (a dataset) after
+    assert "[← Two-Stream](../papers/simonyan2014twostream.md){ rel=\"prev\" }" in provenance
+    assert "[ToySet →](../datasets/toyset.md){ rel=\"next\" }" in provenance
+    toyset = (gen / "datasets/toyset.md").read_text()
+    assert "[Divided Space-Time →](../papers/bertasius2021spacetime.md)" in toyset or "stage-2" not in toyset
+    # stage N links stage N+1 (rel=next); the last stage leads on to the papers
+    for n in (1, 2, 3):
+        page = (gen / f"stages/stage-{n}.md").read_text()
+        assert f"(stage-{n + 1}.md){{ rel=\"next\" }}" in page
+    assert "(../papers/index.md)" in (gen / "stages/stage-4.md").read_text()
+
+
+def test_staged_paper_links_its_videozoo_file_and_the_repository_when_configured(project: Path) -> None:
+    import datetime as _dt
+
+    from papers_kb.build import site_source_url
+    from papers_kb.render import render_pages
+    from papers_kb.schema import Check, ReproductionRecord
+
+    cat = load_catalog(project / "data", root=project)
+    cat.reproduction = {"tsm": ReproductionRecord(
+        paper="lin2019tsm", model="tsm", source_file="videozoo/models/tsm.py", command="c",
+        generated=_dt.datetime(2026, 1, 1),
+        checks=[Check(name="runs", status="passed", evidence="smoke-test", summary="ok")])}
+    plain = next(p.content for p in render_pages(cat) if p.path.endswith("papers/lin2019tsm.md"))
+    assert "[videozoo/models/tsm.py](../code/tsm.md)" in plain and "in the repository" not in plain
+    (project / "pyproject.toml").write_text('[tool.papers-kb.site]\nsource-url = "https://example.org/kb/blob/main"\n')
+    url = site_source_url(project)
+    page = next(p.content for p in render_pages(cat, source_url=url) if p.path.endswith("papers/lin2019tsm.md"))
+    assert "([in the repository](https://example.org/kb/blob/main/videozoo/models/tsm.py))" in page

@@ -7,7 +7,7 @@ Every model is registered under the key of its paper in the papers-kb catalog
 A model file registers one builder per paper::
 
     @register_model("lin2019tsm", alias="tsm", stage=1, config=TSMConfig,
-                    reported=(Reported("params_m", 24.3, "survey 003, Table 1"),))
+                    reported=(Reported("params_m", 24.3, "paper, Table 1", kind="paper", tolerance_pct=1.0),))
     def tsm(config: TSMConfig) -> TSM:
         return TSM(config)
 
@@ -15,14 +15,19 @@ Further configurations of the same paper (model sizes, the paper's ablated desig
 authors' other recipes) are registered variants, as timm registers ``vit_base_patch16_224``::
 
     register_variant("tsn_r50", of="wang2016tsn", overrides={"backbone": "resnet50"},
-                     reported=(Reported("params_m", 24.3, "..."),))
+                     reported=(Reported("params_m", 24.3, "...", kind="release", tolerance_pct=0.5),))
 
 ``create("tsn_r50")`` builds it; its checks are recorded under its own name.
 
-And optionally extra checks that ``videozoo.verify`` runs::
+Each reported figure declares its kind (paper, survey, authors' release) and the tolerance
+(in %) within which the measured figure must lie, or ``tolerance_pct=None`` for a figure of
+another configuration that is shown but not checked.
 
-    @register_check("lin2019tsm", "reference")
-    def _tsm_matches_roll() -> dict: ...
+And optionally extra checks that ``videozoo.verify`` runs, each declaring the kind of
+evidence it is (see :func:`register_check`)::
+
+    @register_check("lin2019tsm", "reference", evidence="independent-reference")
+    def _tsm_shift_vs_loop() -> dict: ...
 
 Config classes are dataclasses with a ``num_classes`` field, the classmethods
 ``paper()`` and ``tiny()``, and ``input_shape() -> tuple[int, ...]`` giving the
@@ -41,12 +46,14 @@ from torch import nn
 
 __all__ = [
     "Reported",
+    "RegisteredCheck",
+    "FIGURE_KINDS",
+    "EVIDENCE_KINDS",
     "ModelSpec",
     "Variant",
     "register_model",
     "register_variant",
     "register_check",
-    "EVIDENCE_KINDS",
     "create",
     "get_spec",
     "list_models",
@@ -54,23 +61,74 @@ __all__ = [
 ]
 
 
+FIGURE_KINDS = ("paper", "survey", "release")
+"""Where a reported figure comes from: the paper itself, a survey that quotes it, or the
+authors' released code (measured on their model definition)."""
+
+EVIDENCE_KINDS = ("independent-reference", "self-consistency", "control", "training")
+"""What a registered check compares the model with (see :func:`register_check`)."""
+
+
 @dataclass(frozen=True)
 class Reported:
-    """A figure that a paper or survey reports for the paper configuration.
+    """A figure reported for the paper configuration, with the tolerance it is checked within.
 
     Attributes:
         metric: ``"params_m"`` (millions of parameters) or ``"gflops"`` (GFLOPs per
             clip at the paper's input size; 1 multiply-add = 2 FLOPs unless ``note`` says).
         value: The reported number.
-        source: Where it comes from, e.g. ``"survey 003_cde90359197f8a1e.txt, Table 1"``
-            or ``"paper, Table 2"``.
+        source: Where it comes from, by the document's own title and section, e.g.
+            ``"paper, Table 2"`` or ``"A Survey on Backbones for Deep Video Action Recognition,
+            Table 1"``.
         note: Free text, e.g. which variant or input size the figure refers to.
+        kind: ``"paper"`` (paper-reported), ``"survey"`` (survey-reported) or ``"release"``
+            (counted on the authors' released code), see :data:`FIGURE_KINDS`.
+        tolerance_pct: Largest gap (in %, of ``value``) at which the measured figure still
+            matches; ``None`` declares that the figure describes another configuration and is
+            shown for information only (``note`` must then say which), so it is not checked.
+            Convention: one unit of the figure's last digit (``24.3`` M: 0.1 M; ``86`` M, which
+            may be rounded or truncated: 1 M), at least 0.5 %; the issue's 0.5 % for counts of the
+            authors' released code.
+
+    Raises:
+        ValueError: unknown ``kind``, negative tolerance, or ``tolerance_pct=None`` without a note.
     """
 
     metric: str
     value: float
     source: str
     note: str = ""
+    kind: str = field(kw_only=True)
+    tolerance_pct: float | None = field(kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.kind not in FIGURE_KINDS:
+            raise ValueError(f"Reported({self.metric!r}, {self.value}): kind must be one of {FIGURE_KINDS}, "
+                             f"got {self.kind!r}")
+        if self.tolerance_pct is not None and not self.tolerance_pct >= 0:
+            raise ValueError(f"Reported({self.metric!r}, {self.value}): tolerance_pct must be >= 0 or None, "
+                             f"got {self.tolerance_pct!r}")
+        if self.tolerance_pct is None and not self.note:
+            raise ValueError(f"Reported({self.metric!r}, {self.value}): a figure that is not checked "
+                             "(tolerance_pct=None) needs a note saying which configuration it describes")
+
+
+@dataclass(frozen=True)
+class RegisteredCheck:
+    """An extra check registered by a model file: the function and the kind of evidence it is.
+
+    Calling it runs the check: ``check() -> dict`` with at least ``passed`` and ``summary``.
+
+    Attributes:
+        fn: Zero-argument callable returning the check's dict.
+        evidence: One of :data:`EVIDENCE_KINDS`.
+    """
+
+    fn: Callable[[], dict]
+    evidence: str
+
+    def __call__(self) -> dict:
+        return self.fn()
 
 
 @dataclass
@@ -92,8 +150,10 @@ class ModelSpec:
             model's own input (e.g. ``(B, N, C, H, W)`` segments, or stacked flow).
             ``None`` means the model takes the clip as it is.
         checks: Extra checks by name (``"reference"``, ``"inflation"``), each a
-            zero-argument callable returning a JSON-serialisable dict with at least
-            ``passed`` (bool) and ``summary`` (str).
+            :class:`RegisteredCheck`: called with no argument it returns a JSON-serialisable
+            dict with at least ``passed`` (bool) and ``summary`` (str); its ``evidence`` says
+            what kind of evidence it is.  A variant's spec holds the paper model's checks
+            updated by the checks registered for the variant itself.
         motion: Training settings of the motion check that differ from the defaults of
             :func:`videozoo.verify.train_motion` (e.g. ``{"lr": 1e-3, "max_steps": 3000}``
             for a transformer trained from scratch); recorded with the result.
@@ -104,7 +164,6 @@ class ModelSpec:
             third element updates ``motion`` for that variant only, e.g.
             ``({"attention": "joint"}, True, {"max_steps": 8000})`` for a variant that
             needs a longer schedule.  Stored as 3-tuples (an empty dict when not given).
-        check_evidence: Evidence kind of each extra check (see :data:`EVIDENCE_KINDS`).
         variant: The :class:`Variant` this spec was derived from (``None`` for the paper's
             default model, registered by :func:`register_model`).
         image_init: For a video model that the paper initialises from an image model:
@@ -123,12 +182,16 @@ class ModelSpec:
     reported: tuple[Reported, ...] = ()
     temporal: bool = True
     clip_to_input: Callable[[Any, torch.Tensor], Any] | None = None
-    checks: dict[str, Callable[[], dict]] = field(default_factory=dict)
+    checks: dict[str, RegisteredCheck] = field(default_factory=dict)
     motion: dict[str, Any] = field(default_factory=dict)
     motion_variants: dict[str, tuple[dict[str, Any], bool, dict[str, Any]]] = field(default_factory=dict)
     image_init: tuple[Callable[[Any], Any], Callable[[nn.Module, dict], nn.Module]] | None = None
-    check_evidence: dict[str, str | None] = field(default_factory=dict)
     variant: "Variant | None" = None
+
+    @property
+    def check_evidence(self) -> dict[str, str]:
+        """Evidence kind of each extra check, by check name (see :data:`EVIDENCE_KINDS`)."""
+        return {name: c.evidence for name, c in self.checks.items()}
 
     @property
     def source_file(self) -> str:
@@ -166,6 +229,7 @@ class Variant:
 _REGISTRY: dict[str, ModelSpec] = {}
 _ALIASES: dict[str, str] = {}
 _VARIANTS: dict[str, Variant] = {}
+_VARIANT_CHECKS: dict[str, dict[str, RegisteredCheck]] = {}
 
 
 def register_model(
@@ -248,29 +312,48 @@ def register_variant(
     return v
 
 
-EVIDENCE_KINDS = ("independent-reference", "self-consistency", "control", "training")
-"""What a check's evidence is: compared with independent code (a library, an executable
-restatement of the paper's equations sharing no module with the model, or the layer table of
-the authors' release); compared with the model's own code; a model that by design cannot
-solve the task; a trained result over seeds."""
+def register_check(name: str, check: str, *, evidence: str) -> Callable[[Callable[[], dict]], Callable[[], dict]]:
+    """Decorator adding an extra verification check (e.g. ``"reference"``) to a model or variant.
 
+    ``evidence`` (required) says what the check compares the model with:
 
-def register_check(key: str, name: str, evidence: str | None = None) -> Callable[[Callable[[], dict]], Callable[[], dict]]:
-    """Decorator adding an extra verification check (e.g. ``"reference"``) to a model.
+    ``"independent-reference"``
+        Code that shares no module with the model: a library (torchvision, timm, Hugging Face,
+        pytorchvideo, open_clip, POT), an executable restatement of the paper's equations in
+        :mod:`videozoo.references` (which imports nothing from videozoo), or the layer table
+        (state-dict names and shapes) of the authors' release.
+    ``"self-consistency"``
+        The model against code it imports or re-types from itself (e.g. a video model
+        initialised from videozoo's own image model).  Such a check finds bugs but never makes
+        a paper "reproduced".
+    ``"control"``
+        A model or variant that by design cannot solve the task.
+    ``"training"``
+        A trained result over seeds.
+
+    Args:
+        name: Paper key, alias or registered variant name (a variant's check replaces the
+            paper model's check of the same name for that variant only).
+        check: Check name, e.g. ``"reference"`` or ``"inflation"``.
+        evidence: One of :data:`EVIDENCE_KINDS`.
 
     The model must be registered first (put the check below the builder in the file).
-    ``evidence`` is one of :data:`EVIDENCE_KINDS` and says what the check compares against.
 
     Raises:
-        KeyError: if ``key`` is not registered.
-        ValueError: if ``evidence`` is not one of :data:`EVIDENCE_KINDS`.
+        KeyError: if ``name`` is not registered. ValueError: unknown ``evidence``.
     """
-    if evidence is not None and evidence not in EVIDENCE_KINDS:
-        raise ValueError(f"check {name!r} of {key!r}: evidence must be one of {EVIDENCE_KINDS}, got {evidence!r}")
+    if evidence not in EVIDENCE_KINDS:
+        raise ValueError(f"check {check!r} of {name!r}: evidence must be one of {EVIDENCE_KINDS}, got {evidence!r}")
+    if name in _VARIANTS:
+        store = _VARIANT_CHECKS.setdefault(name, {})
+    else:
+        key = _ALIASES.get(name, name)
+        if key not in _REGISTRY:
+            raise KeyError(f"check {check!r}: model {name!r} is not registered (register the check below the builder)")
+        store = _REGISTRY[key].checks
 
     def decorator(fn: Callable[[], dict]) -> Callable[[], dict]:
-        _REGISTRY[key].checks[name] = fn
-        _REGISTRY[key].check_evidence[name] = evidence
+        store[check] = RegisteredCheck(fn, evidence)
         return fn
 
     return decorator
@@ -293,7 +376,8 @@ def get_spec(name: str) -> ModelSpec:
         base = _REGISTRY[v.key]
         return dataclasses.replace(
             base, alias=v.name, reported=v.reported, variant=v,
-            temporal=base.temporal if v.temporal is None else v.temporal, motion={**base.motion, **v.motion})
+            temporal=base.temporal if v.temporal is None else v.temporal, motion={**base.motion, **v.motion},
+            checks={**base.checks, **_VARIANT_CHECKS.get(name, {})})
     key = _ALIASES.get(name, name)
     if key not in _REGISTRY:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(list_names())}")

@@ -17,12 +17,21 @@ Launched by ``torchrun`` (``WORLD_SIZE > 1``), the script runs distributed data 
 per split, gradients averaged by :class:`~torch.nn.parallel.DistributedDataParallel`,
 accuracy summed over ranks, and only rank 0 prints and saves. The loss is cross-entropy,
 the optimiser AdamW with cosine decay; the checkpoint ``<out>/<alias>_<config>.pt`` holds the
-model state dict, the config as a dict, the epoch and the last held-out top-1.
+model state dict, the config as a dict, the epoch, the history and the switches in effect.
+
+Switches for GPU training (each tested on the CPU): ``--amp bf16`` (bfloat16 autocast),
+``--compile [BACKEND]`` (``torch.compile``), ``--channels-last`` (``channels_last`` /
+``channels_last_3d`` weights and inputs), ``--grad-checkpointing`` (models with
+``set_grad_checkpointing``, as in timm), ``--workers N`` (DataLoader workers; host memory is
+pinned on CUDA and batches are copied with ``non_blocking=True``), SyncBatchNorm under
+multi-GPU DDP (``--no-sync-bn`` to keep BatchNorm), ``--clip-grad-norm NORM`` and
+``--accumulate K`` (K micro-batches per optimiser step).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import os
@@ -38,7 +47,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, Te
 
 from videozoo.registry import ModelSpec, get_spec, make_config
 
-__all__ = ["build_datasets", "train", "main"]
+__all__ = ["build_datasets", "prepare_model", "to_device", "autocast", "backward_micro_batches", "clip_gradients",
+           "train", "main"]
 
 
 class _ToModelInput(Dataset):
@@ -126,6 +136,120 @@ def _setup_distributed() -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
+def _memory_format(model: nn.Module) -> torch.memory_format:
+    """``channels_last_3d`` for a model with 3-D convolutions, else ``channels_last``."""
+    return torch.channels_last_3d if any(isinstance(m, nn.Conv3d) for m in model.modules()) else torch.channels_last
+
+
+def prepare_model(model: nn.Module, device: torch.device, *, channels_last: bool = False,
+                  grad_checkpointing: bool = False, sync_bn: bool = False) -> nn.Module:
+    """Apply the training switches that change the model itself, then move it to ``device``.
+
+    Args:
+        model: The freshly built model.
+        device: Where it trains.
+        channels_last: Store weights in ``channels_last`` (2-D convolutions) or
+            ``channels_last_3d`` (a model with 3-D convolutions) memory format, which GPU
+            convolution kernels prefer; inputs are converted by :func:`to_device`.
+        grad_checkpointing: Call the model's ``set_grad_checkpointing(True)`` (as timm models
+            do): blocks recompute their activations in the backward pass.
+        sync_bn: Replace BatchNorm layers by :class:`torch.nn.SyncBatchNorm` (statistics over
+            all processes of a DDP run); only on CUDA, where PyTorch supports it.
+
+    Returns:
+        The model (converted in place where possible).
+
+    Raises:
+        ValueError: ``grad_checkpointing`` for a model without ``set_grad_checkpointing``, or
+            ``sync_bn`` on a non-CUDA device.
+    """
+    if grad_checkpointing:
+        if not hasattr(model, "set_grad_checkpointing"):
+            raise ValueError(f"{type(model).__name__} has no set_grad_checkpointing(): gradient checkpointing is "
+                             "implemented for the long-token transformers (ViT, TimeSformer, Video Swin)")
+        model.set_grad_checkpointing(True)
+    if sync_bn:
+        if device.type != "cuda":
+            raise ValueError(f"SyncBatchNorm needs CUDA devices (PyTorch's DDP rejects it on {device.type})")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=_memory_format(model))
+    return model
+
+
+def to_device(batch: tuple | list, device: torch.device, memory_format: torch.memory_format | None = None) -> list:
+    """Copy a batch to ``device`` with ``non_blocking=True`` (overlaps with compute when the
+    DataLoader pins memory); 4-D / 5-D float inputs are converted to ``memory_format`` when given
+    (``channels_last`` applies to 4-D, ``channels_last_3d`` to 5-D tensors)."""
+    out = []
+    for t in batch:
+        t = t.to(device, non_blocking=True)
+        if memory_format is not None and t.is_floating_point():
+            if t.dim() == 5 and memory_format == torch.channels_last_3d:
+                t = t.contiguous(memory_format=torch.channels_last_3d)
+            elif t.dim() == 4:
+                t = t.contiguous(memory_format=torch.channels_last)
+        out.append(t)
+    return out
+
+
+def autocast(device: torch.device, amp: str | None):
+    """Autocast context: ``amp="bf16"`` runs matmuls and convolutions in bfloat16 (on CPU and
+    GPU; no loss scaling is needed for bf16), ``None`` disables it.
+
+    Raises:
+        ValueError: for another ``amp`` value.
+    """
+    if amp not in (None, "bf16"):
+        raise ValueError(f"amp must be None or 'bf16', got {amp!r}")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
+
+
+def backward_micro_batches(net: nn.Module, micro_batches: list[list[torch.Tensor]], device: torch.device,
+                           amp: str | None = None) -> float:
+    """Accumulate gradients over micro-batches as one batch of their combined size.
+
+    Each micro-batch's mean cross-entropy is divided by the number of micro-batches, so for
+    equal micro-batch sizes the summed gradients equal those of the mean loss over all their
+    samples.  Under DDP, gradients are all-reduced only at the last micro-batch
+    (``no_sync`` before).
+
+    Args:
+        net: The model (possibly DDP-wrapped or compiled).
+        micro_batches: Each ``[*inputs, target]`` on ``device``.
+        device: For autocast. amp: See :func:`autocast`.
+
+    Returns:
+        The mean loss over the micro-batches.
+    """
+    n = len(micro_batches)
+    total = 0.0
+    for i, batch in enumerate(micro_batches):
+        *inputs, target = batch
+        sync = contextlib.nullcontext() if i == n - 1 or not hasattr(net, "no_sync") else net.no_sync()
+        with sync:
+            with autocast(device, amp):
+                out = net(*inputs)
+            loss = nn.functional.cross_entropy(out.float(), target) / n
+            loss.backward()
+        total += loss.item()
+    return total
+
+
+def clip_gradients(model: nn.Module, max_norm: float | None) -> float:
+    """Clip the global L2 norm of all gradients to ``max_norm`` (``None``: no clipping).
+
+    Returns:
+        The total gradient norm before clipping.
+    """
+    params = [p for p in model.parameters() if p.grad is not None]
+    if max_norm is None:
+        return float(torch.linalg.vector_norm(torch.stack([p.grad.detach().float().norm() for p in params]))) \
+            if params else 0.0
+    return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+
+
 def train(
     model_name: str,
     config: str = "tiny",
@@ -140,44 +264,85 @@ def train(
     seed: int = 0,
     max_steps_per_epoch: int | None = None,
     log: bool = True,
+    amp: str | None = None,
+    compile: bool | str = False,
+    channels_last: bool = False,
+    grad_checkpointing: bool = False,
+    num_workers: int = 0,
+    pin_memory: bool | None = None,
+    sync_bn: bool | None = None,
+    clip_grad_norm: float | None = None,
+    accumulate: int = 1,
 ) -> dict:
     """Train a registered model and evaluate it after every epoch.
 
     Args:
         model_name: Paper key or alias. config: ``"tiny"`` or ``"paper"``.
-        data: ``"synthetic"`` or a video folder. epochs, batch_size (per process), lr,
+        data: ``"synthetic"`` or a video folder. epochs, batch_size (micro-batch per process), lr,
             weight_decay: optimisation settings (AdamW, cosine decay, no warm-up).
         out: Folder of the checkpoint (``None``: do not save).
         n_train, n_val: Synthetic split sizes. seed: Seed of data, init and shuffling.
-        max_steps_per_epoch: Optional cap on steps per epoch (for quick tests).
+        max_steps_per_epoch: Optional cap on optimiser steps per epoch (for quick tests).
         log: Print per-epoch lines on rank 0.
+        amp: ``"bf16"``: bfloat16 autocast in training and evaluation (:func:`autocast`).
+        compile: ``torch.compile`` the model: ``True`` for the default backend (inductor) or a
+            backend name (``"eager"``, ``"aot_eager"`` for quick CPU runs).
+        channels_last: ``channels_last`` / ``channels_last_3d`` weights and inputs.
+        grad_checkpointing: Recompute block activations in backward (models with
+            ``set_grad_checkpointing``, e.g. ViT, TimeSformer, Video Swin).
+        num_workers: DataLoader worker processes. pin_memory: Page-locked host batches for fast
+            ``non_blocking`` copies (default: on when training on CUDA).
+        sync_bn: SyncBatchNorm under DDP (default: on for multi-process CUDA runs; PyTorch does
+            not support it on CPU).
+        clip_grad_norm: Clip the global gradient norm to this value (``None``: no clipping).
+        accumulate: Micro-batches per optimiser step (gradient accumulation); the effective
+            batch is ``batch_size * accumulate * world_size``.
 
     Returns:
-        ``{"history": [{"epoch", "loss", "val_top1_pct", "seconds"}], "checkpoint": path or None,
-        "rank": r, "world_size": w, "model": nn.Module (unwrapped)}``.
+        ``{"history": [{"epoch", "loss", "val_top1_pct", "seconds", "grad_norm_max"}],
+        "checkpoint": path or None, "rank": r, "world_size": w, "model": nn.Module (unwrapped),
+        "switches": the switches in effect}``.
+
+    Raises:
+        ValueError: ``accumulate < 1``, unknown ``amp``, or a switch the model or device does
+            not support (see :func:`prepare_model`).
     """
+    if accumulate < 1:
+        raise ValueError(f"accumulate must be >= 1, got {accumulate}")
+    autocast(torch.device("cpu"), amp)  # validates amp before any work
     rank, world, device = _setup_distributed()
     spec = get_spec(model_name)
     cfg = make_config(model_name, config)
     train_set, val_set, num_classes = build_datasets(spec, cfg, data, n_train=n_train, n_val=n_val, seed=seed)
     if getattr(cfg, "num_classes", None) != num_classes:
         cfg = dataclasses.replace(cfg, num_classes=num_classes)
+    if sync_bn is None:
+        sync_bn = world > 1 and device.type == "cuda"
+    if pin_memory is None:
+        pin_memory = device.type == "cuda"
 
     torch.manual_seed(seed)  # identical initial weights on every rank (DDP also broadcasts them)
-    model = spec.builder(cfg).to(device)
+    model = prepare_model(spec.builder(cfg), device, channels_last=channels_last,
+                          grad_checkpointing=grad_checkpointing, sync_bn=sync_bn)
+    memory_format = _memory_format(model) if channels_last else None
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if compile:
+        net = torch.compile(net, backend=compile if isinstance(compile, str) else "inductor")
 
     train_sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=seed) \
         if world > 1 else None
     val_sampler = DistributedSampler(val_set, num_replicas=world, rank=rank, shuffle=False) if world > 1 else None
     gen = torch.Generator().manual_seed(seed)
+    loader_kw = {"num_workers": num_workers, "pin_memory": pin_memory, "persistent_workers": num_workers > 0}
     train_loader = DataLoader(train_set, batch_size=batch_size, sampler=train_sampler,
-                              shuffle=train_sampler is None, generator=gen, drop_last=True)
-    val_loader = DataLoader(val_set, batch_size=batch_size, sampler=val_sampler, shuffle=False)
+                              shuffle=train_sampler is None, generator=gen, drop_last=True, **loader_kw)
+    val_loader = DataLoader(val_set, batch_size=batch_size, sampler=val_sampler, shuffle=False, **loader_kw)
 
-    steps_per_epoch = len(train_loader) if max_steps_per_epoch is None else min(len(train_loader), max_steps_per_epoch)
+    steps_per_epoch = len(train_loader) // accumulate
+    if max_steps_per_epoch is not None:
+        steps_per_epoch = min(steps_per_epoch, max_steps_per_epoch)
     total = max(1, epochs * steps_per_epoch)
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
@@ -191,44 +356,54 @@ def train(
             train_sampler.set_epoch(epoch)
         net.train()
         t0 = time.perf_counter()
-        loss_sum = torch.zeros(2, device=device)  # (sum of losses, batches)
-        for step, batch in enumerate(train_loader):
+        loss_sum = torch.zeros(2, device=device)  # (sum of losses, optimiser steps)
+        grad_norm_max, step, pending = 0.0, 0, []
+        for batch in train_loader:
             if step >= steps_per_epoch:
                 break
-            *inputs, target = (b.to(device) for b in batch)
-            loss = nn.functional.cross_entropy(net(*inputs), target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            pending.append(to_device(batch, device, memory_format))
+            if len(pending) < accumulate:
+                continue
+            loss = backward_micro_batches(net, pending, device, amp)
+            pending = []
+            grad_norm_max = max(grad_norm_max, clip_gradients(model, clip_grad_norm))
             opt.step()
             sched.step()
-            loss_sum += torch.stack([loss.detach(), torch.ones((), device=device)])
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            loss_sum += torch.tensor([loss, 1.0], device=device)
         stats = torch.zeros(2, device=device)  # (correct, seen) on the held-out split
         net.eval()
         with torch.no_grad():
             for batch in val_loader:
-                *inputs, target = (b.to(device) for b in batch)
-                pred = net(*inputs).argmax(1)
+                *inputs, target = to_device(batch, device, memory_format)
+                with autocast(device, amp):
+                    pred = net(*inputs).argmax(1)
                 stats += torch.stack([(pred == target).sum().float(), torch.tensor(float(target.numel()), device=device)])
         if world > 1:
             dist.all_reduce(loss_sum)
             dist.all_reduce(stats)
         row = {"epoch": epoch, "loss": (loss_sum[0] / loss_sum[1].clamp(min=1)).item(),
-               "val_top1_pct": (100 * stats[0] / stats[1].clamp(min=1)).item(), "seconds": time.perf_counter() - t0}
+               "val_top1_pct": (100 * stats[0] / stats[1].clamp(min=1)).item(), "seconds": time.perf_counter() - t0,
+               "grad_norm_max": grad_norm_max}
         history.append(row)
         if rank == 0 and log:
             print(f"epoch {epoch}/{epochs}: train loss {row['loss']:.4f}, held-out top-1 {row['val_top1_pct']:.1f} % "
                   f"({row['seconds']:.1f} s, {world} process{'es' if world > 1 else ''})", flush=True)
 
+    switches = {"amp": amp, "compile": compile, "channels_last": channels_last,
+                "grad_checkpointing": grad_checkpointing, "num_workers": num_workers, "pin_memory": pin_memory,
+                "sync_bn": sync_bn, "clip_grad_norm": clip_grad_norm, "accumulate": accumulate}
     ckpt = None
     if out is not None and rank == 0:
         Path(out).mkdir(parents=True, exist_ok=True)
         ckpt = Path(out) / f"{spec.alias}_{config}.pt"
         torch.save({"model": spec.alias, "paper": spec.key, "config": dataclasses.asdict(cfg),
-                    "state_dict": model.state_dict(), "epoch": epochs, "history": history}, ckpt)
+                    "state_dict": model.state_dict(), "epoch": epochs, "history": history, "switches": switches}, ckpt)
         if log:
             print(f"saved {ckpt}", flush=True)
     return {"history": history, "checkpoint": str(ckpt) if ckpt else None, "rank": rank, "world_size": world,
-            "model": model}
+            "model": model, "switches": switches}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,6 +421,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-steps-per-epoch", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs", help="checkpoint folder")
+    p.add_argument("--amp", choices=("bf16",), default=None, help="bfloat16 autocast")
+    p.add_argument("--compile", nargs="?", const=True, default=False, metavar="BACKEND",
+                   help="torch.compile the model (optionally with a backend: inductor, aot_eager, eager)")
+    p.add_argument("--channels-last", action="store_true", help="channels_last(_3d) weights and inputs")
+    p.add_argument("--grad-checkpointing", action="store_true",
+                   help="recompute block activations in backward (ViT, TimeSformer, Video Swin)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--no-pin-memory", action="store_true", help="do not pin host memory (pinned on CUDA by default)")
+    p.add_argument("--no-sync-bn", action="store_true", help="keep plain BatchNorm under multi-GPU DDP")
+    p.add_argument("--clip-grad-norm", type=float, default=None, metavar="NORM", help="clip the global gradient norm")
+    p.add_argument("--accumulate", type=int, default=1, metavar="K", help="micro-batches per optimiser step")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (a file registering extra models); repeatable")
     p.add_argument("--save-params", default=None, metavar="DIR",
@@ -257,7 +443,11 @@ def main(argv: list[str] | None = None) -> int:
         importlib.import_module(module)
     result = train(args.model, config=args.config, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
                    lr=args.lr, weight_decay=args.weight_decay, out=args.out, n_train=args.n_train,
-                   n_val=args.n_val, seed=args.seed, max_steps_per_epoch=args.max_steps_per_epoch)
+                   n_val=args.n_val, seed=args.seed, max_steps_per_epoch=args.max_steps_per_epoch, amp=args.amp,
+                   compile=args.compile, channels_last=args.channels_last, grad_checkpointing=args.grad_checkpointing,
+                   num_workers=args.workers, pin_memory=False if args.no_pin_memory else None,
+                   sync_bn=False if args.no_sync_bn else None, clip_grad_norm=args.clip_grad_norm,
+                   accumulate=args.accumulate)
     if args.save_params:
         state = {k: v.detach().cpu() for k, v in result["model"].named_parameters()}
         torch.save(state, Path(args.save_params) / f"rank{result['rank']}.pt")

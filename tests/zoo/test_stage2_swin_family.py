@@ -18,6 +18,7 @@ from videozoo.models import swin as swin_mod
 from videozoo.models import uniformer as uf_mod
 from videozoo.models import uniformerv2 as uf2_mod
 from videozoo.models import video_swin as vswin_mod
+from videozoo.references.uniformer import neighbourhood_sum
 
 ALIASES = ["swin", "video_swin", "mtv", "uniformer", "uniformerv2"]
 
@@ -182,8 +183,8 @@ def test_explicit_local_aggregation_is_sensitive_to_kernel_orientation():
     torch.manual_seed(5)
     x = torch.randn(1, 3, 4, 5, 5)
     conv = nn.Conv3d(3, 3, 3, padding=1, groups=3)
-    ok = uf_mod.explicit_local_aggregation(x, conv.weight, conv.bias)
-    flipped = uf_mod.explicit_local_aggregation(x, conv.weight.flip(-1), conv.bias)
+    ok = neighbourhood_sum(x, conv.weight, conv.bias)
+    flipped = neighbourhood_sum(x, conv.weight.flip(-1), conv.bias)
     with torch.no_grad():
         assert (conv(x) - ok).abs().max() <= 1e-5
         assert (conv(x) - flipped).abs().max() > 1e-3
@@ -199,7 +200,7 @@ def test_uniformer_dpe_is_residual_depthwise_conv():
     blk = uf_mod.LocalBlock(16, cfg).eval()
     x = torch.randn(2, 16, 4, 6, 6)
     with torch.no_grad():
-        after_dpe = x + uf_mod.explicit_local_aggregation(x, blk.dpe.conv.weight, blk.dpe.conv.bias)
+        after_dpe = x + neighbourhood_sum(x, blk.dpe.conv.weight, blk.dpe.conv.bias)
         y = after_dpe + blk.mhra(blk.norm1(after_dpe))
         expected = y + blk.ffn(blk.norm2(y))
         assert blk(x).shape == x.shape

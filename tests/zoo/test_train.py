@@ -140,3 +140,173 @@ def test_train_on_a_folder_of_videos(toy_module, tmp_path):
     assert clip.shape == (3, 4, 16, 16) and label in (0, 1)
     result = train("zz-toy-train", data=str(root), epochs=3, batch_size=4, lr=1e-2, out=None, log=False)
     assert result["model"].fc.out_features == 2 and len(result["history"]) == 3
+
+
+# ------------------------------------------------------------------ GPU switches, tested on the CPU
+
+
+def _toy(width: int = 6, seed: int = 0):
+    import zz_toy_train
+
+    torch.manual_seed(seed)
+    return zz_toy_train.Toy(zz_toy_train.ToyConfig(width=width))
+
+
+def _batch(n: int, seed: int = 1):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, 4, 16, 16, generator=gen), torch.randint(0, 8, (n,), generator=gen)
+
+
+def test_accumulating_two_micro_batches_equals_one_batch_of_twice_the_size(toy_module):
+    from videozoo.train import backward_micro_batches
+
+    cpu = torch.device("cpu")
+    x, y = _batch(8)
+    one, two = _toy().eval(), _toy().eval()  # eval: BatchNorm uses running statistics, so batches are independent
+    loss_one = backward_micro_batches(one, [[x, y]], cpu)
+    loss_two = backward_micro_batches(two, [[x[:4], y[:4]], [x[4:], y[4:]]], cpu)
+    assert loss_one == pytest.approx(loss_two, rel=1e-5)
+    for (name, p), q in zip(one.named_parameters(), two.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-7, msg=name)
+    # and it is not vacuous: one micro-batch alone gives other gradients
+    half = _toy().eval()
+    backward_micro_batches(half, [[x[:4], y[:4]]], cpu)
+    assert not torch.allclose(half.fc.weight.grad, one.fc.weight.grad)
+
+
+def test_clipping_bounds_the_gradient_norm(toy_module):
+    from videozoo.train import backward_micro_batches, clip_gradients
+
+    model = _toy()
+    x, y = _batch(8)
+    backward_micro_batches(model, [[x * 100, y]], torch.device("cpu"))
+    for p in model.parameters():
+        p.grad.mul_(1000)  # a large gradient
+    before = clip_gradients(model, None)
+    assert before > 1.0
+    assert clip_gradients(model, 1.0) == pytest.approx(before, rel=1e-5)  # returns the norm before clipping
+    after = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
+    assert after <= 1.0 + 1e-5
+
+
+def test_bf16_autocast_runs_matmuls_in_bfloat16_and_training_stays_finite(toy_module):
+    from videozoo.train import autocast, train
+
+    cpu = torch.device("cpu")
+    with autocast(cpu, "bf16"):
+        out = _toy()(_batch(2)[0])
+    assert out.dtype == torch.bfloat16
+    with autocast(cpu, None):
+        assert _toy()(_batch(2)[0]).dtype == torch.float32
+    with pytest.raises(ValueError, match="amp"):
+        autocast(cpu, "fp8")
+    result = train("zz-toy-train", epochs=1, batch_size=8, n_train=32, n_val=16, out=None, log=False, amp="bf16")
+    assert torch.isfinite(torch.tensor(result["history"][0]["loss"])) and result["switches"]["amp"] == "bf16"
+
+
+def test_compile_gives_the_eager_outputs(toy_module):
+    from videozoo.train import train
+
+    model = _toy().eval()
+    compiled = torch.compile(model, backend="aot_eager")
+    x = _batch(2)[0]
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x))
+    # the training loop with a compiled model: same first-epoch loss as eager
+    kw = dict(epochs=1, batch_size=8, n_train=32, n_val=16, out=None, log=False, max_steps_per_epoch=2)
+    eager = train("zz-toy-train", **kw)
+    comp = train("zz-toy-train", compile="aot_eager", **kw)
+    assert comp["switches"]["compile"] == "aot_eager"
+    assert comp["history"][0]["loss"] == pytest.approx(eager["history"][0]["loss"], rel=1e-4)
+
+
+def test_channels_last_converts_weights_and_inputs_without_changing_outputs(toy_module):
+    from videozoo.train import prepare_model, to_device
+
+    cpu = torch.device("cpu")
+    ref = _toy().eval()
+    model = prepare_model(_toy(), cpu, channels_last=True).eval()
+    assert model.conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    x, y = _batch(2)
+    xc, yc = to_device([x, y], cpu, torch.channels_last_3d)
+    assert xc.is_contiguous(memory_format=torch.channels_last_3d) and torch.equal(yc, y)
+    with torch.no_grad():
+        torch.testing.assert_close(model(xc), ref(x), rtol=1e-5, atol=1e-6)
+    # 2-D inputs get channels_last
+    img = to_device([torch.rand(2, 3, 8, 8)], cpu, torch.channels_last)[0]
+    assert img.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("name", ["vit", "timesformer", "video_swin"])
+def test_gradient_checkpointing_saves_fewer_activations_with_the_same_gradients(name):
+    from videozoo import create, get_spec, make_config
+    from videozoo.train import prepare_model
+    from videozoo.verify import model_input
+
+    cpu = torch.device("cpu")
+    cfg = make_config(name, "tiny")
+    inp = model_input(get_spec(name), cfg, 2, torch.Generator().manual_seed(0))
+    grads, saved = [], []
+    for enabled in (False, True):
+        torch.manual_seed(0)
+        model = prepare_model(create(name, cfg), cpu, grad_checkpointing=enabled)
+        assert model.grad_checkpointing is enabled
+        count = [0]
+
+        def pack(t):
+            count[0] += 1
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = model(*inp)
+        saved.append(count[0])
+        out.float().pow(2).sum().backward()
+        grads.append({k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None})
+    assert saved[1] < saved[0] / 2  # the blocks' activations are recomputed, not stored
+    assert grads[0].keys() == grads[1].keys()
+    for k in grads[0]:
+        torch.testing.assert_close(grads[0][k], grads[1][k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_switches_a_model_or_device_does_not_support_are_errors(toy_module):
+    from videozoo.train import prepare_model, train
+
+    with pytest.raises(ValueError, match="set_grad_checkpointing"):
+        prepare_model(_toy(), torch.device("cpu"), grad_checkpointing=True)
+    with pytest.raises(ValueError, match="SyncBatchNorm needs CUDA"):
+        prepare_model(_toy(), torch.device("cpu"), sync_bn=True)
+    with pytest.raises(ValueError, match="accumulate"):
+        train("zz-toy-train", accumulate=0, out=None, log=False)
+
+
+def test_sync_batchnorm_conversion():
+    """What prepare_model does under multi-GPU DDP (the conversion itself runs on any device)."""
+    from torch import nn
+
+    model = nn.SyncBatchNorm.convert_sync_batchnorm(nn.Sequential(nn.Conv3d(3, 4, 1), nn.BatchNorm3d(4)))
+    assert isinstance(model[1], nn.SyncBatchNorm)
+
+
+def test_workers_accumulation_and_clipping_in_the_training_loop(toy_module, monkeypatch):
+    import videozoo.train as vt
+
+    kw = dict(epochs=1, batch_size=4, n_train=32, n_val=16, out=None, log=False, lr=1e-2)
+    plain = vt.train("zz-toy-train", accumulate=2, **kw)
+    workers = vt.train("zz-toy-train", accumulate=2, num_workers=2, **kw)
+    # same data order and arithmetic with worker processes: same result
+    assert workers["history"][0]["loss"] == pytest.approx(plain["history"][0]["loss"], rel=1e-5)
+    assert workers["switches"]["num_workers"] == 2 and workers["switches"]["pin_memory"] is False  # CPU run
+    for p, q in zip(plain["model"].parameters(), workers["model"].parameters()):
+        torch.testing.assert_close(p, q)
+    # every optimiser step (32 clips / 4 per micro-batch / 2 micro-batches = 4) clips before it steps
+    real, after = vt.clip_gradients, []
+
+    def spy(model, max_norm):
+        norm = real(model, max_norm)
+        after.append(real(model, None))
+        return norm
+
+    monkeypatch.setattr(vt, "clip_gradients", spy)
+    clipped = vt.train("zz-toy-train", accumulate=2, clip_grad_norm=1e-3, **kw)
+    assert len(after) == 4 and max(after) <= 1e-3 * (1 + 1e-4)
+    assert clipped["history"][0]["grad_norm_max"] > 1e-3  # the norms before clipping were larger

@@ -400,7 +400,8 @@ def load_state_dict_from(library: str, state_dict: dict) -> dict:
 @register_model("wang2021tdn", alias="tdn", stage=1, config=TDNConfig, temporal=True, clip_to_input=clip_to_tdn_input,
                 reported=(Reported("params_m", 24.8831, "MCG-NJU/TDN@a7c7e9b, ops/models.py "
                                    "TSN(400, 8, 'RGB', base_model='resnet50'), parameters counted on a CPU build",
-                                   "authors' released code; includes the unused conv1_temp (0.0095 M)"),))
+                                   "authors' released code; includes the unused conv1_temp (0.0095 M)",
+                                   kind="release", tolerance_pct=0.5),))
 def tdn(config: TDNConfig) -> TDN:
     """Build :class:`TDN` (random weights)."""
     return TDN(config)

@@ -39,6 +39,7 @@ Simplified: frames in [0, 1] without ImageNet normalisation (a data transform); 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -307,7 +308,7 @@ _AUTHORS = "Phoenix1327/tea-action-recognition@f59e2f8, ops/models.py TSN(400, 8
 
 @register_model("li2020tea", alias="tea", stage=1, config=TEAConfig, temporal=True, clip_to_input=clip_to_segments,
                 reported=(Reported("params_m", 24.9194, f"{_AUTHORS}, parameters counted on a CPU build",
-                                   "authors' released code"),))
+                                   "authors' released code", kind="release", tolerance_pct=0.5),))
 def tea(config: TEAConfig) -> TEA:
     """Build :class:`TEA` (random weights)."""
     return TEA(config)
@@ -316,10 +317,40 @@ def tea(config: TEAConfig) -> TEA:
 register_variant(
     "tea_r2n50_paper_me", of="li2020tea", overrides={"me_formula": "paper"},
     reported=(Reported("params_m", 24.9071, f"{_AUTHORS} less ME's bn3 (16 blocks, 12,272 params), "
-                       "counted on a CPU build", "authors' released code less the BN the paper's eq. 4 has not"),),
+                       "counted on a CPU build", "authors' released code less the BN the paper's eq. 4 has not",
+                       kind="release", tolerance_pct=0.5),),
     description="TEA-Res2Net50 with the paper's motion excitation, A = 2 sigmoid(conv(M)) - 1 without BN "
                 "(arXiv 2004.01398, Sec. 3.1, eq. 4), instead of the release's sigmoid(BN(conv(M))) - 1/2",
 )
+
+
+@register_check("tea_r2n50_paper_me", "reference", evidence="independent-reference")
+def _tea_paper_me_reference_check() -> dict:
+    """The paper-formula variant: every ME of the tiny model (random weights and BN statistics)
+    against eqs. 1-4 restated segment by segment in :mod:`videozoo.references.tea`."""
+    from videozoo.references.tea import motion_excitation
+
+    gen = torch.Generator().manual_seed(0)
+    cfg = dataclasses.replace(TEAConfig.tiny(), me_formula="paper")
+    model = TEA(cfg).eval()
+    worst, compared = 0.0, 0
+    with torch.no_grad():
+        for mod in model.modules():
+            if not isinstance(mod, MotionExcitation):
+                continue
+            for t in (mod.bn.running_mean, mod.bn.running_var, mod.bn.weight, mod.bn.bias):
+                t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
+            x = torch.randn(2 * mod.n_segment, mod.squeeze.in_channels, 6, 6, generator=gen)
+            bn = (mod.bn.running_mean, mod.bn.running_var, mod.bn.weight, mod.bn.bias)
+            ref = motion_excitation(x, mod.n_segment, mod.squeeze.weight, bn, mod.transform.weight,
+                                    mod.expand.weight, formula="paper")
+            worst = max(worst, (mod(x) - ref).abs().max().item())
+            compared += 1
+    tol = 1e-5
+    return {"passed": compared > 0 and worst <= tol, "max_abs_diff": worst, "modules_compared": compared,
+            "reference": "arXiv 2004.01398 eqs. 1-4 restated in videozoo.references.tea",
+            "summary": f"{compared} motion excitations (paper formula, eq. 4) equal the restated equations to "
+                       f"{worst:.1e} (tolerance {tol:g})", "expected": {"max_abs_diff": f"<= {tol:g}"}}
 
 
 @register_check("li2020tea", "reference", evidence="independent-reference")

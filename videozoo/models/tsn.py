@@ -362,7 +362,8 @@ _RELEASE = "yjxiong/tsn-pytorch@2f0468e (models.py; BN-Inception from yjxiong/te
 
 @register_model("wang2016temporal", alias="tsn", stage=1, config=TSNConfig, temporal=False, clip_to_input=clip_to_input,
                 reported=(Reported("params_m", 10.3738, f"{_RELEASE}: TSN(101, 3, 'RGB', base_model='BNInception', "
-                                   "dropout=0.8), parameters counted on a CPU build", "authors' released code"),))
+                                   "dropout=0.8), parameters counted on a CPU build", "authors' released code",
+                                   kind="release", tolerance_pct=0.5),))
 def tsn(config: TSNConfig) -> TSN:
     """Build :class:`TSN` from a :class:`TSNConfig`."""
     return TSN(config)
@@ -371,7 +372,8 @@ def tsn(config: TSNConfig) -> TSN:
 register_variant(
     "tsn_r50", of="wang2016temporal", paper_overrides={"backbone": "resnet50"},
     reported=(Reported("params_m", 23.715, f"{_RELEASE}: TSN(101, 3, 'RGB', base_model='resnet50', dropout=0.8) "
-                       "with torchvision's resnet50, parameters counted on a CPU build", "authors' released code"),),
+                       "with torchvision's resnet50, parameters counted on a CPU build", "authors' released code",
+                       kind="release", tolerance_pct=0.5),),
     description="TSN with torchvision's ResNet-50 instead of the paper's BN-Inception, as the authors' PyTorch "
                 "release also builds it (base_model='resnet50'); RGB, N = 3, UCF-101 head",
 )

@@ -23,7 +23,7 @@ What this file follows (paper Sec. 3, Fig. 2, eqs. 1-7):
   (5, 8, 20, 7); head dimension 64, MLP ratio 4.  Classification: BatchNorm, global average
   pooling, linear layer.
 
-The survey (003_cde90359197f8a1e.txt, Table 1) lists "UniFormer 49.8 M" params: that is
+The survey "A Survey on Backbones for Deep Video Action Recognition" (Table 1) lists "UniFormer 49.8 M" params: that is
 UniFormer-B, which :meth:`UniFormerConfig.paper` builds.  Simplifications: no dropout; the
 temporal stride of the stem is a config field (``stem_temporal_stride``).
 """
@@ -255,10 +255,11 @@ def _init_weights(m: nn.Module) -> None:
     alias="uniformer",
     stage=2,
     config=UniFormerConfig,
-    reported=(Reported("params_m", 49.8, "survey 003_cde90359197f8a1e.txt, Table 1",
-                       note="'UniFormer' row; 49.8 M corresponds to UniFormer-B (= paper() config)"),),
+    reported=(Reported("params_m", 49.8, "A Survey on Backbones for Deep Video Action Recognition, Table 1",
+                       note="'UniFormer' row; 49.8 M corresponds to UniFormer-B (= paper() config)",
+                       kind="survey", tolerance_pct=0.5),),
     temporal=True,
-    motion={"max_steps": 1500},  # 600 steps left it at 88.8 % (still improving)
+    motion={"max_steps": 1500},
 )
 def uniformer(config: UniFormerConfig) -> UniFormer:
     """Build a UniFormer video classifier from ``config``."""
@@ -268,41 +269,17 @@ def uniformer(config: UniFormerConfig) -> UniFormer:
 # ----------------------------------------------------------------------------- piece-by-piece checks
 
 
-def explicit_local_aggregation(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """Local affinity written as an explicit sum over the neighbourhood (independent of conv3d).
-
-    ``out[b, c, t, h, w] = bias[c] + sum_{i,j,l} weight[c, 0, i, j, l] * x[b, c, t+i-r, h+j-r, w+l-r]``
-    with zeros outside the volume (``r = k // 2``).
-
-    Args:
-        x: ``(B, C, T, H, W)``.
-        weight: ``(C, 1, k, k, k)`` per-channel affinities.
-        bias: ``(C,)`` or ``None``.
-    """
-    k = weight.shape[-1]
-    r = k // 2
-    b, c, t, h, w = x.shape
-    xp = torch.zeros(b, c, t + 2 * r, h + 2 * r, w + 2 * r, dtype=x.dtype)
-    xp[:, :, r:r + t, r:r + h, r:r + w] = x
-    out = torch.zeros_like(x)
-    for i in range(k):
-        for j in range(k):
-            for l in range(k):
-                out += weight[:, 0, i, j, l].view(1, c, 1, 1, 1) * xp[:, :, i:i + t, j:j + h, l:l + w]
-    if bias is not None:
-        out += bias.view(1, c, 1, 1, 1)
-    return out
-
-
 def check_local_mhra(seed: int = 0) -> float:
-    """Max abs diff between :class:`LocalMHRA` and ``U * explicit aggregation * V`` (einsum + loops)."""
+    """Max abs diff between :class:`LocalMHRA` and eq. 4-5 written as explicit sums
+    (:func:`videozoo.references.uniformer.local_mhra`)."""
+    from videozoo.references.uniformer import local_mhra
+
     torch.manual_seed(seed)
     m = LocalMHRA(6, kernel=5).eval()
     x = torch.randn(2, 6, 4, 5, 6)
     with torch.no_grad():
-        v = torch.einsum("oc,bcthw->bothw", m.v.weight[:, :, 0, 0, 0], x) + m.v.bias.view(1, -1, 1, 1, 1)
-        a = explicit_local_aggregation(v, m.affinity.weight, m.affinity.bias)
-        ref = torch.einsum("oc,bcthw->bothw", m.u.weight[:, :, 0, 0, 0], a) + m.u.bias.view(1, -1, 1, 1, 1)
+        ref = local_mhra(x, m.v.weight[:, :, 0, 0, 0], m.v.bias, m.affinity.weight, m.affinity.bias,
+                         m.u.weight[:, :, 0, 0, 0], m.u.bias)
         return (m(x) - ref).abs().max().item()
 
 
@@ -321,17 +298,22 @@ def check_global_mhra(seed: int = 0) -> float:
 
 
 def check_dpe(seed: int = 0) -> float:
-    """Max abs diff between ``DPE(x)`` and the explicit 3x3x3 per-channel neighbourhood sum."""
+    """Max abs diff between ``DPE(x)`` and the explicit 3x3x3 per-channel neighbourhood sum
+    (:func:`videozoo.references.uniformer.neighbourhood_sum`)."""
+    from videozoo.references.uniformer import neighbourhood_sum
+
     torch.manual_seed(seed)
     m = DPE(5).eval()
     x = torch.randn(2, 5, 3, 4, 4)
     with torch.no_grad():
-        return (m(x) - explicit_local_aggregation(x, m.conv.weight, m.conv.bias)).abs().max().item()
+        return (m(x) - neighbourhood_sum(x, m.conv.weight, m.conv.bias)).abs().max().item()
 
 
-@register_check("li2022uniformer", "reference")
+@register_check("li2022uniformer", "reference", evidence="independent-reference")
 def _uniformer_pieces() -> dict:
-    """Piece-by-piece check (no public PyTorch reference package is available offline)."""
+    """Piece-by-piece check against independent code: the local MHRA and DPE against the paper's
+    equations written as sums (:mod:`videozoo.references.uniformer`), the global MHRA against
+    ``torch.nn.MultiheadAttention``.  The pieces, not the assembled network."""
     diffs = {"local_mhra": check_local_mhra(), "global_mhra": check_global_mhra(), "dpe": check_dpe()}
     tol = 1e-5
     worst = max(diffs.values())
@@ -342,5 +324,5 @@ def _uniformer_pieces() -> dict:
         "max_abs_diff": worst,
         "max_abs_diff_by_piece": diffs,
         "tolerance": tol,
-        "reference": "explicit loops/einsum; torch.nn.MultiheadAttention",
+        "reference": "videozoo.references.uniformer (eq. 2, 4-5 as sums); torch.nn.MultiheadAttention",
     }

@@ -303,7 +303,7 @@ def uniformerv2(config: UniFormerV2Config) -> UniFormerV2:
     return UniFormerV2(config)
 
 
-@register_check("li2023uniformerv2", "inflation")
+@register_check("li2023uniformerv2", "inflation", evidence="self-consistency")
 def _uniformerv2_inflation() -> dict:
     """ViT weights + zero-initialised LT_MHRA: per-frame backbone features equal the image ViT's.
 
@@ -400,7 +400,7 @@ def check_global_uniblock(seed: int = 0) -> float:
     DPE (eq. 4) as the explicit 3x3x3 per-channel neighbourhood sum, C_MHRA (eq. 5) as
     ``torch.nn.MultiheadAttention`` with the block's weights, then the FFN (eq. 6).
     """
-    from videozoo.models.uniformer import explicit_local_aggregation
+    from videozoo.references.uniformer import neighbourhood_sum
 
     torch.manual_seed(seed)
     cfg = UniFormerV2Config(num_frames=3, embed_dim=16, num_heads=2)
@@ -414,7 +414,7 @@ def check_global_uniblock(seed: int = 0) -> float:
         b, t, (h, w), d = 2, 3, (4, 5), 16
         query, tokens = torch.randn(b, 1, d), torch.randn(b * t, 1 + h * w, d)
         vol = tokens[:, 1:].reshape(b, t, h, w, d).permute(0, 4, 1, 2, 3)
-        vol = vol + explicit_local_aggregation(vol, blk.dpe.weight, blk.dpe.bias)  # eq. 4
+        vol = vol + neighbourhood_sum(vol, blk.dpe.weight, blk.dpe.bias)  # eq. 4
         patches = vol.permute(0, 2, 3, 4, 1).reshape(b, t, h * w, d)
         kv = torch.cat([tokens[:, :1].reshape(b, t, 1, d), patches], dim=2).reshape(b, -1, d)
         q = query + mha(blk.norm_q(query), blk.norm_kv(kv), blk.norm_kv(kv), need_weights=False)[0]  # eq. 5
@@ -422,7 +422,7 @@ def check_global_uniblock(seed: int = 0) -> float:
         return (blk(query, tokens, (h, w)) - ref).abs().max().item()
 
 
-@register_check("li2023uniformerv2", "reference")
+@register_check("li2023uniformerv2", "reference", evidence="self-consistency")
 def _uniformerv2_pieces() -> dict:
     """Piece-by-piece check of the paper's block definitions (mmaction2 is not installed beside our torch)."""
     diffs = {"lt_mhra": check_lt_mhra(), "c_mhra": check_c_mhra(), "global_uniblock": check_global_uniblock()}

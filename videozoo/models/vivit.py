@@ -513,5 +513,5 @@ def _inflation_check() -> dict:
     }
 
 
-register_check("arnab2021vivit", "reference")(_reference_check)
-register_check("arnab2021vivit", "inflation")(_inflation_check)
+register_check("arnab2021vivit", "reference", evidence="self-consistency")(_reference_check)
+register_check("arnab2021vivit", "inflation", evidence="self-consistency")(_inflation_check)

@@ -5,37 +5,51 @@ Usage::
     python -m videozoo.verify [MODEL ...] [--out data/reproduction] [--checks builds,runs,...] [--fast]
     python -m videozoo.verify --compare data/reproduction --fast      # CI consistency mode
 
-``MODEL`` is a paper key (``lin2019tsm``) or an alias (``tsm``); without one every registered
-model is verified. Each model gets these checks (``--checks`` selects some, ``--fast``
-drops ``motion``); every check records what it measured, and its status follows from the
-measurement, never from a hand-written value:
+``MODEL`` is a registered name: a paper key (``lin2019tsm``), its alias (``tsm``) or a
+registered variant (``tsn_r50``); without one every registered name
+(:func:`videozoo.registry.list_names`) is verified, each into its own record
+``<name>.json`` whose ``paper`` is the paper key.  Each name gets these checks (``--checks``
+selects some, ``--fast`` drops the training checks); every check records what it measured and
+what kind of evidence it is (``papers_kb.schema.EVIDENCE_KINDS``), and its status follows from
+the measurement, never from a hand-written value:
 
-``builds``
+``builds`` (evidence ``reported-figure``)
     The paper config is built (on the meta device when the model allows, else on the CPU);
     parameters are counted and FLOPs measured with ``torch.utils.flop_counter.FlopCounterMode``
     for one sample at the paper input. That counter counts 2 FLOPs per multiply-add
     (FLOPs = 2 x MACs); GMACs are recorded as well because many papers report MACs as
-    "FLOPs". Passes when the paper config builds and runs a forward pass at the paper input
-    (the issue's criterion); the gap to every reported figure is recorded next to it, and
-    ``measured["params_match_reported"]`` says whether the count is within 10 % of one of them
-    (a large gap is shown on the site, e.g. when a survey counts a different variant).
-``runs``
+    "FLOPs". Each reported figure declares its kind (paper, survey, authors' release) and a
+    tolerance in %: ``failed`` when a checked figure is outside its tolerance, ``unverified``
+    when there is no figure of this configuration to compare, ``passed`` only when at least
+    one figure is checked and all checked figures are within tolerance.
+``runs`` (``smoke-test``)
     The tiny config, batch 2, forward and backward on the CPU: output ``(2, num_classes)``,
     finite loss and gradients, and bit-identical outputs when built and run twice with the
     same seed.
 ``reference``, ``inflation``
-    Extra checks registered by the model file (:func:`videozoo.registry.register_check`);
+    Extra checks registered by the model file (:func:`videozoo.registry.register_check`),
+    each with its declared evidence (``independent-reference`` or ``self-consistency``);
     the status is the dict's ``passed``.
-``motion``
+``motion`` (``training``, or ``control`` for an order-agnostic model)
     The tiny config with 8 classes is trained with AdamW on the synthetic motion dataset
     (:mod:`videozoo.data.synthetic`, opposite classes hold the same frames in reverse order)
-    and evaluated on held-out clips. Expected: >= 90 % top-1 when the model is registered as
-    ``temporal``, <= 30 % (chance 12.5 %) when it is not.  Models and variants may declare
-    their own schedule; with ``image_pretrain_steps`` the model starts, as its paper does, from
-    an image model, here trained on single synthetic frames (:func:`pretrain_image`).
-``gpu``
+    once per seed (0, 1, 2 unless ``--seeds`` or the model says otherwise) and evaluated on
+    held-out clips; every seed's top-1 and per-class top-1 is recorded with the mean and the
+    minimum. Expected: minimum >= 90 % top-1 when the model is registered as ``temporal``;
+    maximum <= 30 % (chance 12.5 %) for a control that cannot use frame order.  Models and
+    variants may declare their own schedule; with ``image_pretrain_steps`` the model starts, as
+    its paper does, from an image model, here trained on single synthetic frames
+    (:func:`pretrain_image`).
+``gpu`` (``smoke-test``)
     Only with CUDA: bf16 autocast forward + backward of the paper config at the paper input,
     clips/s and peak memory (``torch.cuda.max_memory_allocated``).
+
+``--compare DIR`` (CI) re-runs the fast checks and reports every difference from the committed
+records: statuses, deterministic measurements (parameter counts, FLOPs, shapes), and for
+reference and inflation checks that the measured difference still stays under the check's
+own tolerance (float results differ in the last bits between machines, so the difference
+itself is not required to be equal).  A registered name without a record, or a record of a
+name that is not registered, is a difference.
 
 Input shapes: a model without ``clip_to_input`` takes ``config.input_shape()`` as it is. A
 model with ``clip_to_input`` gets a standard clip ``(3, T, H, W)``: ``config.clip_shape()``
@@ -43,8 +57,8 @@ when the config defines it, else ``config.input_shape()`` when that is a clip, e
 derived from the input shape (see :func:`clip_shape`).
 
 JSON is written atomically with sorted keys; re-running unchanged code changes only timing
-fields, ``generated`` and ``environment``. Checks not selected in a run keep their previous
-result from an existing file.
+fields, ``generated`` and ``environment`` (which records the CPU model and torch's thread
+count). Checks not selected in a run keep their previous result from an existing file.
 
 Layout: one module per kind of check (:mod:`.builds`, :mod:`.runs`, :mod:`.extra` for the
 checks a model file registers, :mod:`.motion`, :mod:`.gpu`), helpers in :mod:`.common`, and
@@ -59,11 +73,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from videozoo.registry import ModelSpec
-from videozoo.verify.builds import PARAM_TOLERANCE, check_builds
+from videozoo.verify.builds import check_builds
 from videozoo.verify.common import clip_shape, environment, model_input
 from videozoo.verify.extra import check_extra
 from videozoo.verify.gpu import check_gpu
 from videozoo.verify.motion import (
+    CONTROL_LABEL,
+    DEFAULT_SEEDS,
     MOTION_STATIC_MAX,
     MOTION_TEMPORAL_MIN,
     check_motion,
@@ -77,7 +93,7 @@ __all__ = [
     "ALL_CHECKS", "FAST_CHECKS", "KINDS", "CheckKind", "clip_shape", "model_input", "environment",
     "check_builds", "check_runs", "check_extra", "check_motion", "pretrain_image", "train_motion",
     "precise_bn", "check_gpu", "run_check", "verify_model", "write_record", "compare", "main",
-    "PARAM_TOLERANCE", "MOTION_TEMPORAL_MIN", "MOTION_STATIC_MAX",
+    "MOTION_TEMPORAL_MIN", "MOTION_STATIC_MAX", "DEFAULT_SEEDS", "CONTROL_LABEL",
 ]
 
 
@@ -88,23 +104,32 @@ class CheckKind:
     Attributes:
         name: The check's name in records (``papers_kb.schema.CHECK_NAMES``).
         run: ``run(spec, name, options) -> check dict``; ``options`` holds the command line's
-            settings (e.g. ``motion_steps``, ``log``).
+            settings (e.g. ``motion_steps``, ``motion_seeds``, ``log``).
+        evidence: The kind of evidence the check is (``papers_kb.schema.EVIDENCE_KINDS``),
+            or ``evidence(spec, name)`` when it depends on the model; recorded with a check
+            that fails with an error before it could say.
         slow: Training checks (minutes to hours on a CPU), left out by ``--fast``.
     """
 
     name: str
     run: Callable[[ModelSpec, str, dict[str, Any]], dict]
+    evidence: str | Callable[[ModelSpec, str], str | None] | None = None
     slow: bool = False
 
 
+def _registered_evidence(spec: ModelSpec, name: str) -> str | None:
+    return spec.checks[name].evidence if name in spec.checks else None
+
+
 KINDS: dict[str, CheckKind] = {k.name: k for k in (
-    CheckKind("builds", lambda spec, name, o: check_builds(spec)),
-    CheckKind("runs", lambda spec, name, o: check_runs(spec)),
-    CheckKind("reference", lambda spec, name, o: check_extra(spec, name)),
-    CheckKind("inflation", lambda spec, name, o: check_extra(spec, name)),
-    CheckKind("motion", lambda spec, name, o: check_motion(spec, max_steps=o.get("motion_steps"), log=o.get("log")),
-              slow=True),
-    CheckKind("gpu", lambda spec, name, o: check_gpu(spec)),
+    CheckKind("builds", lambda spec, name, o: check_builds(spec), "reported-figure"),
+    CheckKind("runs", lambda spec, name, o: check_runs(spec), "smoke-test"),
+    CheckKind("reference", lambda spec, name, o: check_extra(spec, name), _registered_evidence),
+    CheckKind("inflation", lambda spec, name, o: check_extra(spec, name), _registered_evidence),
+    CheckKind("motion", lambda spec, name, o: check_motion(spec, max_steps=o.get("motion_steps"), log=o.get("log"),
+                                                           seeds=o.get("motion_seeds")),
+              lambda spec, name: "training" if spec.temporal else "control", slow=True),
+    CheckKind("gpu", lambda spec, name, o: check_gpu(spec), "smoke-test"),
 )}
 """Every kind of check, in record order."""
 

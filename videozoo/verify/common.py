@@ -86,9 +86,13 @@ def shape_str(shape: list[int]) -> str:
 
 
 def make_check(name: str, status: str, summary: str, measured: dict | None = None, expected: dict | None = None,
-           seconds: float | None = None, reason: str | None = None) -> dict:
+               seconds: float | None = None, reason: str | None = None, evidence: str | None = None) -> dict:
+    """A check dict as stored in records (``papers_kb.schema.Check``); floats rounded to 4 significant
+    figures.  ``evidence`` is one of ``papers_kb.schema.EVIDENCE_KINDS`` (required unless not run)."""
     out = {"name": name, "status": status, "summary": summary, "measured": round_floats(measured or {}),
            "expected": round_floats(expected or {})}
+    if evidence is not None:
+        out["evidence"] = evidence
     if seconds is not None:
         out["seconds"] = round(seconds, 2)
     if reason is not None:
@@ -103,11 +107,27 @@ def error_check(name: str, exc: BaseException, start: float) -> dict:
 
 
 
+def cpu_model() -> str:
+    """The CPU's model name: the first ``model name`` line of ``/proc/cpuinfo`` on Linux, else
+    :func:`platform.processor` (may be empty on some systems: then ``"unknown"``)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def environment() -> dict:
-    """Python, torch and machine description recorded with every result."""
+    """Python, torch and machine description recorded with every result: versions, platform,
+    CPU model, CPU count, torch's intra-op thread count (``torch.get_num_threads()``; results of
+    float reductions can differ in the last bits between thread counts) and the GPU name."""
     env = {
         "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-        "machine": platform.machine(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "machine": platform.machine(), "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
     }
     try:

@@ -52,5 +52,6 @@ def check_gpu(spec: ModelSpec, batch_size: int = 8, iters: int = 5) -> dict:
     }
     summary = (f"{measured['clips_per_s']:.1f} clips/s forward+backward (bf16 autocast, batch {bs}) on "
                f"{measured['device_name']}, peak {peak:.2f} GiB")
-    return make_check("gpu", "passed", summary, measured, {"runs_on": "cuda"}, seconds=time.perf_counter() - start)
+    return make_check("gpu", "passed", summary, measured, {"runs_on": "cuda"}, seconds=time.perf_counter() - start,
+                      evidence="smoke-test")
 

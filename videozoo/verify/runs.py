@@ -61,5 +61,5 @@ def check_runs(spec: ModelSpec) -> dict:
                f"loss {loss.item():.3f}, " + ("finite grads, deterministic" if not problems else "; ".join(problems)))
     expected = {"output_shape": expected_shape, "finite_gradients": True, "deterministic": True}
     return make_check("runs", "failed" if problems else "passed", summary, measured, expected,
-                  seconds=time.perf_counter() - start)
+                      seconds=time.perf_counter() - start, evidence="smoke-test")
 

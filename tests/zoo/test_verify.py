@@ -540,3 +540,19 @@ def test_reference_shift_loop_catches_a_wrong_direction():
     flipped = temporal_shift(x.view(2, 4, 16, 2, 2).flip(1).reshape(8, 16, 2, 2), 4, 8, False)
     flipped = flipped.view(2, 4, 16, 2, 2).flip(1).reshape(8, 16, 2, 2)  # shifts the other way round
     assert not torch.equal(flipped, shift_loop(x, 4, 8, False))
+
+
+def test_committed_passed_reference_checks_carry_a_recheckable_diff():
+    """`verify --compare` re-checks a passed reference/inflation check through its numeric
+    ``max_abs_diff`` and ``tolerance``; a record without them fails CI, so catch it here first."""
+    import json
+    from pathlib import Path
+
+    missing = []
+    for path in sorted(Path(__file__).resolve().parents[2].joinpath("data", "reproduction").glob("*.json")):
+        for check in json.loads(path.read_text())["checks"]:
+            if check["name"] in ("reference", "inflation") and check["status"] == "passed":
+                m = check.get("measured", {})
+                if not all(isinstance(m.get(k), (int, float)) for k in ("max_abs_diff", "tolerance")):
+                    missing.append(f"{path.name}/{check['name']}")
+    assert not missing, missing

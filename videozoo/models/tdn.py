@@ -454,6 +454,7 @@ def _tdn_reference_check() -> dict:
             f"vs torchvision resnet50 on key frames at 112x112: max abs diff {diff:.2e} (tol {tol:g})"
         ),
         "layer_table": {k: v for k, v in layers.items() if k != "passed"},
+        "max_abs_diff": diff,
         "torchvision_max_abs_diff": diff,
         "tolerance": tol,
         "reference": "authors' layer table (MCG-NJU/TDN@a7c7e9b); torchvision.models.resnet50",

@@ -347,7 +347,8 @@ def _tea_paper_me_reference_check() -> dict:
             worst = max(worst, (mod(x) - ref).abs().max().item())
             compared += 1
     tol = 1e-5
-    return {"passed": compared > 0 and worst <= tol, "max_abs_diff": worst, "modules_compared": compared,
+    return {"passed": compared > 0 and worst <= tol, "max_abs_diff": worst, "tolerance": tol,
+            "modules_compared": compared,
             "reference": "arXiv 2004.01398 eqs. 1-4 restated in videozoo.references.tea",
             "summary": f"{compared} motion excitations (paper formula, eq. 4) equal the restated equations to "
                        f"{worst:.1e} (tolerance {tol:g})", "expected": {"max_abs_diff": f"<= {tol:g}"}}
@@ -390,7 +391,7 @@ def _tea_reference_check() -> dict:
             diff = (model(seg) - ref(seg.flatten(0, 1)).view(1, cfg.n_segment, -1).mean(1)).abs().max().item()
         tol = 1e-5
         passed = passed and diff <= tol and not unexpected and all(".tconvs." in k for k in missing)
-        result.update(timm_max_abs_diff=diff, tolerance=tol)
+        result.update(max_abs_diff=diff, timm_max_abs_diff=diff, tolerance=tol)
         result["reference"] += "; timm res2net50_26w_4s"
         summary += f". ME off, identity temporal convs vs timm res2net50_26w_4s at 64x64: max abs diff {diff:.2e} (tol {tol:g})"
     return {"passed": passed, "summary": summary, **result}

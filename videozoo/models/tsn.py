@@ -506,6 +506,7 @@ def _tsn_reference_check() -> dict:
             f"(same random weights, eval) per snippet, averaged: max abs diff {r['max_abs_diff']:.2e} (tol {tol})"
         ),
         "layer_table": {k: v for k, v in layers.items() if k != "passed"},
+        "max_abs_diff": r["max_abs_diff"],
         "torchvision_max_abs_diff": r["max_abs_diff"],
         "max_abs_reference": r["max_abs_reference"],
         "tolerance": tol,

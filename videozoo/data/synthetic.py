@@ -38,7 +38,8 @@ import math
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["CLASS_NAMES", "NUM_CLASSES", "make_motion_dataset", "make_orientation_dataset", "MotionDataset"]
+__all__ = ["CLASS_NAMES", "NUM_CLASSES", "make_motion_dataset", "make_orientation_dataset", "MotionDataset",
+           "SHAPE_NAMES", "COLOUR_NAMES", "DIRECTION_NAMES", "make_shape_clips"]
 
 CLASS_NAMES = (
     "right", "left", "down", "up",
@@ -247,3 +248,106 @@ class MotionDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.clips[index], int(self.labels[index])
+
+
+# --------------------------------------------------------------------------- named shapes moving
+
+
+SHAPE_NAMES = ("square", "circle", "triangle")
+"""Shapes of :func:`make_shape_clips` (index = ``attributes["shape"]``)."""
+COLOUR_NAMES = ("red", "green", "blue", "yellow")
+"""Colours of :func:`make_shape_clips` (index = ``attributes["colour"]``)."""
+DIRECTION_NAMES = ("right", "left", "down", "up")
+"""Directions of :func:`make_shape_clips` (index = ``attributes["direction"]``); 0/1 and 2/3 are
+opposite pairs whose clips hold the same frames in reverse order."""
+
+_COLOUR_RGB = torch.tensor([[0.92, 0.16, 0.14], [0.15, 0.78, 0.22], [0.18, 0.32, 0.95], [0.95, 0.88, 0.15]])
+
+
+def _shape_coverage(shape: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
+    """Anti-aliased coverage in [0, 1] of a square / circle / upward triangle of half-size ``half``.
+
+    ``shape``: ``(n,)`` index into :data:`SHAPE_NAMES`; ``dx, dy``: ``(n, T, H, W)`` pixel offsets
+    from the centre (y down); ``half``: ``(n,)`` half-size in px.
+    """
+    h = half[:, None, None, None]
+    square = (h - torch.maximum(dx.abs(), dy.abs()) + 0.5).clamp(0.0, 1.0)
+    circle = (h - torch.sqrt(dx * dx + dy * dy) + 0.5).clamp(0.0, 1.0)
+    # apex at (0, -h), base from (-h, h) to (h, h): inside when dy <= h and |dx| <= (dy + h) / 2
+    edge = (dx.abs() - (dy + h) / 2) / math.sqrt(1.25)
+    triangle = (0.5 - torch.maximum(dy - h, edge)).clamp(0.0, 1.0)
+    s = shape[:, None, None, None]
+    return torch.where(s == 0, square, torch.where(s == 1, circle, triangle))
+
+
+def make_shape_clips(
+    n: int,
+    frames: int = 8,
+    size: int = 32,
+    seed: int = 0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Clips of one coloured shape moving in a straight line, with their attributes.
+
+    The scene of the video QA task of Stage 4 (:mod:`videozoo.data.video_qa`): a square, circle
+    or triangle (:data:`SHAPE_NAMES`) of one of four colours (:data:`COLOUR_NAMES`, with a
+    small random shade) moves right, left, down or up (:data:`DIRECTION_NAMES`) at a constant
+    speed on a textured, noisy grey background.  Shape, colour and direction are drawn
+    independently and uniformly.  As in :func:`make_motion_dataset`, a clip moving left is
+    rendered exactly like one moving right (same random draws) and reversed in time, and the
+    path stays inside the frame with its midpoint drawn from the same range for every
+    direction, so that no single frame tells the direction: only the order of frames does.
+
+    Args:
+        n: Number of clips.
+        frames: Frames per clip T (>= 2).
+        size: Frame height = width in pixels (>= 16).
+        seed: Random seed; the output is a deterministic function of the arguments.
+
+    Returns:
+        ``(clips, attributes)``: clips float32 ``(n, 3, T, H, W)`` in [0, 1]; attributes maps
+        ``"shape"``, ``"colour"``, ``"direction"`` to ``(n,)`` long indices into the name
+        tuples.
+
+    Raises:
+        ValueError: on invalid sizes.
+    """
+    if n < 0 or frames < 2 or size < 16:
+        raise ValueError(f"need n >= 0, frames >= 2, size >= 16; got n={n}, frames={frames}, size={size}")
+    gen = torch.Generator().manual_seed(seed)
+    T, s = frames, size / 32.0
+
+    def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(n, *shape, generator=gen)
+
+    shape = torch.randint(0, len(SHAPE_NAMES), (n,), generator=gen)
+    colour = torch.randint(0, len(COLOUR_NAMES), (n,), generator=gen)
+    direction = torch.randint(0, len(DIRECTION_NAMES), (n,), generator=gen)
+    half = uniform(4.0, 6.0) * s                                  # half-size, px: 1-1.5 patches of 8 px wide
+    rgb = (_COLOUR_RGB[colour] + uniform(-0.06, 0.06, 3)).clamp(0.0, 1.0)
+    grey = uniform(0.12, 0.32)                                    # background level
+    speed = uniform(2.0, 2.6) * s * 7.0 / (T - 1)                 # px per frame: 14-18 px, about half the frame
+    pos_u = torch.rand(n, generator=gen)                          # along the motion
+    pos_v = torch.rand(n, generator=gen)                          # across it
+    texture = torch.rand(n, 1, 6, 6, generator=gen)
+    noise = torch.randn(n, 1, T, size, size, generator=gen)
+
+    margin = half + 1.0
+    travel_total = speed * (T - 1)
+    start = margin + pos_u * (size - 2 * margin - travel_total).clamp(min=0.0)
+    across = margin + pos_v * (size - 2 * margin)
+    along = start[:, None] + speed[:, None] * torch.arange(T, dtype=torch.float32)  # (n, T), forward motion
+    horizontal = (direction < 2)[:, None]
+    cx = torch.where(horizontal, along, across[:, None].expand(n, T))
+    cy = torch.where(horizontal, across[:, None].expand(n, T), along)
+
+    coords = torch.arange(size, dtype=torch.float32)
+    dx = coords[None, None, None, :] - cx[:, :, None, None]
+    dy = coords[None, None, :, None] - cy[:, :, None, None]
+    mask = _shape_coverage(shape, dx, dy, half)                   # (n, T, H, W)
+    tex = torch.nn.functional.interpolate(texture, size=(size, size), mode="bilinear", align_corners=False)
+    background = (grey[:, None, None, None] + 0.12 * (tex - 0.5)).expand(n, 3, size, size)
+    clip = torch.addcmul(background[:, :, None], mask[:, None], (rgb[:, :, None, None] - background)[:, :, None])
+    clip.add_(noise, alpha=0.03)
+    reverse = direction % 2 == 1                                  # left / up: the forward clip played backwards
+    clip[reverse] = clip[reverse].flip(2)
+    return clip.clamp_(0.0, 1.0), {"shape": shape, "colour": colour, "direction": direction}

@@ -164,6 +164,11 @@ class ModelSpec:
             third element updates ``motion`` for that variant only, e.g.
             ``({"attention": "joint"}, True, {"max_steps": 8000})`` for a variant that
             needs a longer schedule.  Stored as 3-tuples (an empty dict when not given).
+        video_qa: For a Stage 4 video LLM: the video QA check's expectations, declared before
+            it runs, and training settings that differ from the defaults of
+            :func:`videozoo.verify.video_qa.train_video_qa`, e.g.
+            ``{"expected_min_pct": {"direction": 90.0}, "control_max_pct": {"direction": 40.0},
+            "max_steps": 2000}``.  Empty for models that do not answer questions.
         variant: The :class:`Variant` this spec was derived from (``None`` for the paper's
             default model, registered by :func:`register_model`).
         image_init: For a video model that the paper initialises from an image model:
@@ -187,6 +192,7 @@ class ModelSpec:
     motion_variants: dict[str, tuple[dict[str, Any], bool, dict[str, Any]]] = field(default_factory=dict)
     image_init: tuple[Callable[[Any], Any], Callable[[nn.Module, dict], nn.Module]] | None = None
     variant: "Variant | None" = None
+    video_qa: dict[str, Any] = field(default_factory=dict)
 
     @property
     def check_evidence(self) -> dict[str, str]:
@@ -244,6 +250,7 @@ def register_model(
     motion: dict[str, Any] | None = None,
     motion_variants: dict[str, tuple] | None = None,
     image_init: tuple[Callable[[Any], Any], Callable[[nn.Module, dict], nn.Module]] | None = None,
+    video_qa: dict[str, Any] | None = None,
 ) -> Callable[[Callable[[Any], nn.Module]], Callable[[Any], nn.Module]]:
     """Decorator registering a model builder under its paper key and alias.
 
@@ -273,6 +280,7 @@ def register_model(
             motion=dict(motion or {}),
             motion_variants=variants,
             image_init=image_init,
+            video_qa=dict(video_qa or {}),
         )
         _ALIASES[alias] = key
         return builder

@@ -40,6 +40,9 @@ the measurement, never from a hand-written value:
     variants may declare their own schedule; with ``image_pretrain_steps`` the model starts, as
     its paper does, from an image model, here trained on single synthetic frames
     (:func:`pretrain_image`).
+``video_qa`` (``training``)
+    Stage 4 video LLMs (:mod:`.video_qa`): the tiny config trained end to end to answer questions
+    about synthetic clips in words, 3 seeds, with a one-random-frame control; other models: not run.
 ``gpu`` (``smoke-test``)
     Only with CUDA: bf16 autocast forward + backward of the paper config at the paper input,
     clips/s and peak memory (``torch.cuda.max_memory_allocated``).
@@ -61,8 +64,8 @@ fields, ``generated`` and ``environment`` (which records the CPU model and torch
 count). Checks not selected in a run keep their previous result from an existing file.
 
 Layout: one module per kind of check (:mod:`.builds`, :mod:`.runs`, :mod:`.extra` for the
-checks a model file registers, :mod:`.motion`, :mod:`.gpu`), helpers in :mod:`.common`, and
-:mod:`.record` for running checks, writing records and comparing them with the code, and
+checks a model file registers, :mod:`.motion`, :mod:`.video_qa`, :mod:`.gpu`), helpers in
+:mod:`.common`, and :mod:`.record` for running checks, writing records and comparing them with the code, and
 :mod:`.cli` for the command line. A new
 kind of check is one module plus one :class:`CheckKind` line in :data:`KINDS`.
 """
@@ -88,10 +91,11 @@ from videozoo.verify.motion import (
     train_motion,
 )
 from videozoo.verify.runs import check_runs
+from videozoo.verify.video_qa import check_video_qa
 
 __all__ = [
     "ALL_CHECKS", "FAST_CHECKS", "KINDS", "CheckKind", "clip_shape", "model_input", "environment",
-    "check_builds", "check_runs", "check_extra", "check_motion", "pretrain_image", "train_motion",
+    "check_builds", "check_runs", "check_extra", "check_motion", "pretrain_image", "train_motion", "check_video_qa",
     "precise_bn", "check_gpu", "run_check", "verify_model", "write_record", "compare", "main",
     "MOTION_TEMPORAL_MIN", "MOTION_STATIC_MAX", "DEFAULT_SEEDS", "CONTROL_LABEL",
 ]
@@ -129,6 +133,7 @@ KINDS: dict[str, CheckKind] = {k.name: k for k in (
     CheckKind("motion", lambda spec, name, o: check_motion(spec, max_steps=o.get("motion_steps"), log=o.get("log"),
                                                            seeds=o.get("motion_seeds")),
               lambda spec, name: "training" if spec.temporal else "control", slow=True),
+    CheckKind("video_qa", lambda spec, name, o: check_video_qa(spec, log=o.get("log")), "training", slow=True),
     CheckKind("gpu", lambda spec, name, o: check_gpu(spec), "smoke-test"),
 )}
 """Every kind of check, in record order."""

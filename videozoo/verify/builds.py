@@ -27,6 +27,7 @@ METRICS = {
     "gmacs": ("gmacs", "GMACs"),      # multiply-adds (what many papers call "FLOPs")
 }
 """Reported metric -> (measured key, unit)."""
+CPU_FALLBACK_MAX_PARAMS = 2e9   # larger models must run on the meta device; no fallback to a real CPU build
 
 
 def _count_flops(model: nn.Module, inp: tuple) -> int:
@@ -76,6 +77,7 @@ def check_builds(spec: ModelSpec) -> dict:
     gen = torch.Generator().manual_seed(0)
     cpu_inp = model_input(spec, cfg, 1, gen)
     device = "meta"
+    model = None
     try:
         with torch.device("meta"):
             model = spec.builder(cfg)
@@ -83,6 +85,8 @@ def check_builds(spec: ModelSpec) -> dict:
         flops = _count_flops(model, tuple(torch.empty_like(t, device="meta") if isinstance(t, torch.Tensor) else t
                                           for t in cpu_inp))
     except Exception:  # not every model runs on meta tensors: build for real on the CPU
+        if model is not None and sum(p.numel() for p in model.parameters()) > CPU_FALLBACK_MAX_PARAMS:
+            raise  # a multi-billion-parameter model (a video LLM) would not fit in CPU memory
         device = "cpu"
         torch.manual_seed(0)
         model = spec.builder(cfg)

@@ -302,6 +302,9 @@ def check_motion(spec: ModelSpec, max_steps: int | None = None, log: Callable[[s
         ValueError: if no seed is given.
     """
     start = time.perf_counter()
+    if spec.video_qa:
+        return make_check("motion", "not-run", "a video LLM answers in words: motion questions are in video_qa",
+                          reason="Stage 4 video LLMs are trained on the video QA task instead (check video_qa)")
     cli = {} if max_steps is None else {"max_steps": max_steps}  # the command line wins over everything
     settings = {**spec.motion, **cli}
     seeds = tuple(seeds if seeds is not None else settings.pop("seeds", DEFAULT_SEEDS))

@@ -20,8 +20,10 @@ def _forward_backward(spec: ModelSpec, cfg: Any, seed: int) -> tuple[torch.Tenso
     gen = torch.Generator().manual_seed(seed)
     inp = model_input(spec, cfg, 2, gen)
     out = model(*inp)
-    target = torch.arange(2) % cfg.num_classes
-    loss = nn.functional.cross_entropy(out.float(), target) if out.ndim == 2 else out.float().sum()
+    if out.ndim == 2:
+        loss = nn.functional.cross_entropy(out.float(), torch.arange(2) % out.shape[1])
+    else:  # e.g. a video LLM's logits (B, L, V)
+        loss = out.float().sum()
     loss.backward()
     return out.detach(), model, loss.detach()
 
@@ -37,7 +39,8 @@ def check_runs(spec: ModelSpec) -> dict:
     params = [p for p in model.parameters() if p.requires_grad]
     no_grad = sum(1 for p in params if p.grad is None)
     nonfinite = sum(1 for p in params if p.grad is not None and not torch.isfinite(p.grad).all())
-    expected_shape = [2, cfg.num_classes]
+    # a config may say its output shape (a video LLM: logits (B, L, V)); else (B, num_classes)
+    expected_shape = list(cfg.output_shape(2)) if hasattr(cfg, "output_shape") else [2, cfg.num_classes]
     same = out1.shape == out2.shape and torch.equal(out1, out2)
     diff = (out1.float() - out2.float()).abs().max().item() if out1.shape == out2.shape else float("inf")
     measured = {

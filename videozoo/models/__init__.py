@@ -14,7 +14,9 @@ from videozoo.models import (  # noqa: F401  (imported for their registrations)
     two_stream,
     uniformer,
     uniformerv2,
+    video_chatgpt,
     video_swin,
+    videochat,
     vit,
     vivit,
 )

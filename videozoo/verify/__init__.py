@@ -23,7 +23,8 @@ the measurement, never from a hand-written value:
     when there is no figure of this configuration to compare, ``passed`` only when at least
     one figure is checked and all checked figures are within tolerance.
 ``runs`` (``smoke-test``)
-    The tiny config, batch 2, forward and backward on the CPU: output ``(2, num_classes)``,
+    The tiny config, batch 2, forward and backward on the CPU: output ``(2, num_classes)``
+    (or the config's ``output_shape(2)``, e.g. a video LLM's logits ``(2, L, V)``),
     finite loss and gradients, and bit-identical outputs when built and run twice with the
     same seed.
 ``reference``, ``inflation``

@@ -13,7 +13,7 @@ pytest.importorskip("transformers")
 from videozoo.layers.prompt import VIDEO_TOKEN  # noqa: E402
 from videozoo.models.video_chatgpt import VideoChatGPT, VideoChatGPTConfig, spatiotemporal_pool  # noqa: E402
 from videozoo.models.videochat import GlobalRelationAggregator, VideoChat, VideoChatConfig  # noqa: E402
-from videozoo.reference.video_chatgpt import spatiotemporal_features  # noqa: E402
+from videozoo.equations.video_chatgpt import spatiotemporal_features  # noqa: E402
 from videozoo.registry import get_spec, list_names, make_config  # noqa: E402
 from videozoo.verify import run_check  # noqa: E402
 from videozoo.verify.common import model_input  # noqa: E402

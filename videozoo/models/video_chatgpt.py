@@ -191,7 +191,7 @@ def _reference_check() -> dict:
     """Tiny Video-ChatGPT against independent code with the same weights.
 
     * pooling and projector vs the NumPy statement of Sec. 3
-      (:mod:`videozoo.reference.video_chatgpt`) on the reference CLIP's features;
+      (:mod:`videozoo.equations.video_chatgpt`) on the reference CLIP's features;
     * frame features vs a separately built ``transformers.CLIPVisionModel`` run frame by frame;
     * logits vs a separately built ``transformers.LlamaForCausalLM`` fed the prompt embeddings
       concatenated by hand around the video tokens;
@@ -202,7 +202,7 @@ def _reference_check() -> dict:
     from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaForCausalLM
 
     from videozoo.layers.generation import greedy_generate, greedy_generate_uncached
-    from videozoo.reference.video_chatgpt import project, spatiotemporal_features
+    from videozoo.equations.video_chatgpt import project, spatiotemporal_features
 
     tol = 1e-5
     torch.manual_seed(0)
@@ -259,7 +259,7 @@ def _reference_check() -> dict:
                     f"{worst:.2e} (tolerance {tol:g}); greedy generation with KV cache "
                     f"{'equals' if measured['kv_cache_equals_no_cache'] and measured['kv_cache_equals_argmax_loop'] else 'differs from'}"
                     f" generation without cache ({cached.shape[1]} tokens)"),
-        "reference": "transformers.CLIPVisionModel; transformers.LlamaForCausalLM; videozoo.reference.video_chatgpt "
+        "reference": "transformers.CLIPVisionModel; transformers.LlamaForCausalLM; videozoo.equations.video_chatgpt "
                      "(NumPy statement of the paper's pooling)",
         **measured,
     }

@@ -119,7 +119,8 @@ def test_runs_check_and_builds_on_meta(name):
     assert runs["status"] == "passed", runs["summary"]
     assert runs["measured"]["output_shape"] == list(make_config(name, "tiny").output_shape(2))
     builds = run_check(spec, "builds")
-    assert builds["status"] == "passed" and builds["measured"]["device"] == "meta"
+    # the 7B of the release names counts the LLM alone: shown, not checked, so builds is unverified
+    assert builds["status"] == "unverified" and builds["measured"]["device"] == "meta"
     assert run_check(spec, "motion")["status"] == "not-run"
 
 

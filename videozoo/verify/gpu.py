@@ -122,4 +122,4 @@ def check_gpu_generation(spec: ModelSpec) -> dict:
     summary = f"bf16 greedy generation, batch 1, on {measured['device_name']}: " + "; ".join(parts)
     passed = "error" not in results["tiny"]
     return make_check("gpu", "passed" if passed else "failed", summary, measured, {"runs_on": "cuda"},
-                      seconds=time.perf_counter() - start)
+                      seconds=time.perf_counter() - start, evidence="smoke-test")

@@ -207,4 +207,4 @@ def check_video_qa(spec: ModelSpec, log: Callable[[str], None] | None = None) ->
                f"{CHANCE_PCT['colour']:.0f} %, shape {CHANCE_PCT['shape']:.0f} %"
                + ("; " + "; ".join(failures) if failures else ""))
     return make_check("video_qa", "failed" if failures else "passed", summary, measured, expected,
-                      seconds=time.perf_counter() - start)
+                      seconds=time.perf_counter() - start, evidence="training")

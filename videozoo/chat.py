@@ -11,7 +11,9 @@ are taken from the centres of equal segments (as Video-ChatGPT and VideoChat sam
 resized and normalised for the model's vision tower.  ``--weights`` loads a state dict saved
 with ``torch.save(model.state_dict(), path)`` (e.g. after training on the video QA task); without
 it the weights are random and the answers are noise.  The model is built from its tiny config
-unless ``--config paper`` (a 7B model: tens of GB of memory).
+unless ``--config paper`` (a 7B model: about 28 GB in float32).  Before building, the model is
+counted on the ``meta`` device and refused, with the figures, when its float32 weights would
+not fit in the memory the chosen device has free; it is then built directly on that device.
 
 Questions come from ``--question`` (repeatable) or, without it, one per line from standard
 input; answers are printed one per line.  The conversation keeps its history, as the papers'
@@ -29,7 +31,7 @@ from typing import TextIO
 
 import torch
 
-__all__ = ["main", "ChatError", "load_video", "load_weights"]
+__all__ = ["main", "ChatError", "load_video", "load_weights", "available_memory_bytes", "check_fits"]
 
 
 class ChatError(Exception):
@@ -56,6 +58,56 @@ def load_video(path: str | Path, num_frames: int) -> torch.Tensor:
         raise ChatError(f"cannot read video {path}: {type(exc).__name__}: {exc}") from None
     idx = segment_indices(frames.shape[0], num_frames, train=False)
     return frames[idx].permute(3, 0, 1, 2).float().div_(255).unsqueeze(0)
+
+
+def available_memory_bytes(device: torch.device) -> int | None:
+    """Free memory on ``device`` in bytes, or ``None`` when it cannot be told.
+
+    CUDA: ``torch.cuda.mem_get_info``.  CPU (Linux): ``MemAvailable`` of ``/proc/meminfo``,
+    capped by the cgroup's ``memory.max`` less its ``memory.current`` when a container sets one.
+    """
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type != "cpu":
+        return None
+    free = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                free = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            free = min(free, int(limit) - used) if free is not None else int(limit) - used
+    except (OSError, ValueError):
+        pass
+    return free
+
+
+def check_fits(spec, cfg, device: torch.device, what: str, headroom: float = 1.2) -> int:
+    """Count the model of ``cfg`` on the ``meta`` device and refuse it when it cannot fit on ``device``.
+
+    Nothing is allocated: the count comes from a ``meta`` build.  Needed memory is the float32
+    weights (4 bytes per parameter) times ``headroom`` (activations, the key/value cache).
+
+    Returns:
+        The parameter count.
+
+    Raises:
+        ChatError: when the needed memory exceeds :func:`available_memory_bytes` of ``device``
+            (both figures in GiB in the message).
+    """
+    with torch.device("meta"):
+        params = sum(p.numel() for p in spec.builder(cfg).parameters())
+    need = params * 4 * headroom
+    free = available_memory_bytes(device)
+    if free is not None and need > free:
+        raise ChatError(f"{what} has {params / 1e9:.2f} B parameters: about {need / 2**30:.1f} GiB in float32, "
+                        f"but {device} has {max(free, 0) / 2**30:.1f} GiB free; use the tiny config or a larger device")
+    return params
 
 
 def load_weights(model: torch.nn.Module, path: str | Path, what: str) -> None:
@@ -102,6 +154,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.max_new_tokens < 1:
         p.error("--max-new-tokens must be at least 1")
+    try:
+        torch.device(args.device)
+    except RuntimeError:
+        p.error(f"--device {args.device!r} is not a device name (e.g. cpu, cuda, cuda:1)")
     return args
 
 
@@ -121,13 +177,19 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
             raise ChatError(f"{args.model} is not a video LLM (stage {spec.stage}); Stage 4 models: "
                             f"{', '.join(list_names(stage=4))}")
         cfg = make_config(args.model, args.config)
+        device = torch.device(args.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ChatError(f"--device {args.device}: no CUDA device is available (use --device cpu)")
+        what = f"{spec.alias} ({args.config} config)"
+        check_fits(spec, cfg, device, what)   # before any real allocation (a 7B model is ~28 GB)
         clip = load_video(args.video, cfg.clip_shape()[1])
-        video = spec.clip_to_input(cfg, clip)[0].to(args.device)
+        video = spec.clip_to_input(cfg, clip)[0].to(device)
         torch.manual_seed(0)
-        model = spec.builder(cfg)
+        with device:
+            model = spec.builder(cfg)
         if args.weights:
-            load_weights(model, args.weights, f"{spec.alias} ({args.config} config)")
-        model.to(args.device).eval()
+            load_weights(model, args.weights, what)
+        model.eval()
     except ChatError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

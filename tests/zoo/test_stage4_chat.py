@@ -108,3 +108,36 @@ def test_command_line_entry_point(video, tmp_path):
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert bad.returncode == 1 and bad.stderr.strip().startswith("error: cannot read video")
     assert "Traceback" not in bad.stderr
+
+
+def test_paper_config_is_counted_on_meta_and_refused_when_it_does_not_fit(video, monkeypatch, capsys):
+    """A 7B config is never built for real where it cannot fit: the count comes from a meta build."""
+    import videozoo.chat as chat
+
+    monkeypatch.setattr(chat, "available_memory_bytes", lambda device: 4 * 2**30)
+
+    def must_not_decode(*args, **kwargs):  # the refusal comes before anything is decoded or allocated
+        raise AssertionError("the paper config was not refused before decoding the video")
+
+    monkeypatch.setattr(chat, "load_video", must_not_decode)
+    rc, lines = _run(["videochatgpt", "--video", str(video), "--config", "paper", "--device", "cpu",
+                      "--question", "what shape?"])
+    err = capsys.readouterr().err
+    assert rc == 1 and lines == []
+    assert err.startswith("error: videochatgpt (paper config) has 7.05 B parameters") and "4.0 GiB free" in err
+    assert "Traceback" not in err
+
+
+def test_check_fits_counts_the_tiny_config_and_lets_it_through():
+    from videozoo.chat import check_fits
+
+    spec, cfg = get_spec("videochat"), make_config("videochat", "tiny")
+    params = check_fits(spec, cfg, torch.device("cpu"), "videochat (tiny config)")
+    assert params == sum(p.numel() for p in create("videochat", "tiny").parameters())
+
+
+def test_cuda_device_without_cuda_is_one_error_line(video, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc, lines = _run(["videochat", "--video", str(video), "--device", "cuda", "--question", "what shape?"])
+    err = capsys.readouterr().err
+    assert rc == 1 and lines == [] and err.startswith("error: --device cuda: no CUDA device") and "Traceback" not in err

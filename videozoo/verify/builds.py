@@ -85,8 +85,11 @@ def check_builds(spec: ModelSpec) -> dict:
         flops = _count_flops(model, tuple(torch.empty_like(t, device="meta") if isinstance(t, torch.Tensor) else t
                                           for t in cpu_inp))
     except Exception:  # not every model runs on meta tensors: build for real on the CPU
-        if model is not None and sum(p.numel() for p in model.parameters()) > CPU_FALLBACK_MAX_PARAMS:
-            raise  # a multi-billion-parameter model (a video LLM) would not fit in CPU memory
+        # a multi-billion-parameter model (a video LLM) would not fit in CPU memory: never build it for real;
+        # a video LLM whose meta build failed before it could be counted is refused too
+        if (model is None and spec.video_qa) or (
+                model is not None and sum(p.numel() for p in model.parameters()) > CPU_FALLBACK_MAX_PARAMS):
+            raise
         device = "cpu"
         torch.manual_seed(0)
         model = spec.builder(cfg)

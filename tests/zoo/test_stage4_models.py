@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,7 +12,7 @@ pytest.importorskip("transformers")
 from videozoo.layers.prompt import VIDEO_TOKEN  # noqa: E402
 from videozoo.models.video_chatgpt import VideoChatGPT, VideoChatGPTConfig, spatiotemporal_pool  # noqa: E402
 from videozoo.models.videochat import GlobalRelationAggregator, VideoChat, VideoChatConfig  # noqa: E402
-from videozoo.equations.video_chatgpt import spatiotemporal_features  # noqa: E402
+from videozoo.references.video_chatgpt import spatiotemporal_features  # noqa: E402
 from videozoo.registry import get_spec, list_names, make_config  # noqa: E402
 from videozoo.verify import run_check  # noqa: E402
 from videozoo.verify.common import model_input  # noqa: E402
@@ -37,7 +36,7 @@ def test_spatiotemporal_pool_matches_the_papers_equations():
     out = spatiotemporal_pool(x)
     assert out.shape == (3, 5 + 7, 4)
     for b in range(3):
-        assert np.allclose(out[b].numpy(), spatiotemporal_features(x[b].numpy()), atol=1e-12)
+        assert torch.allclose(out[b], spatiotemporal_features(x[b]), atol=1e-12)
     # the first T tokens follow the frames' order; the last N do not depend on it
     rev = spatiotemporal_pool(x.flip(1))
     assert torch.allclose(rev[:, :5], out[:, :5].flip(1)) and torch.allclose(rev[:, 5:], out[:, 5:])

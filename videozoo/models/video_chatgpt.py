@@ -192,19 +192,18 @@ def video_chatgpt(config: VideoChatGPTConfig) -> VideoChatGPT:
 def _reference_check() -> dict:
     """Tiny Video-ChatGPT against independent code with the same weights.
 
-    * pooling and projector vs the NumPy statement of Sec. 3
-      (:mod:`videozoo.equations.video_chatgpt`) on the reference CLIP's features;
+    * pooling and projector vs the float64 statement of Sec. 3 written as sums
+      (:mod:`videozoo.references.video_chatgpt`) on the reference CLIP's features;
     * frame features vs a separately built ``transformers.CLIPVisionModel`` run frame by frame;
     * logits vs a separately built ``transformers.LlamaForCausalLM`` fed the prompt embeddings
       concatenated by hand around the video tokens;
     * greedy generation with the key/value cache vs without it (``generate(use_cache=False)``)
       vs a plain arg-max loop.
     """
-    import numpy as np
     from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaForCausalLM
 
     from videozoo.layers.generation import greedy_generate, greedy_generate_uncached
-    from videozoo.equations.video_chatgpt import project, spatiotemporal_features
+    from videozoo.references.video_chatgpt import project, spatiotemporal_features
 
     tol = 1e-5
     torch.manual_seed(0)
@@ -228,10 +227,9 @@ def _reference_check() -> dict:
                                  .hidden_states[-2][:, 1:] for t in range(cfg.num_frames)], dim=1)
         measured["max_abs_diff_frame_features"] = (feats - ref_feats).abs().max().item()
 
-        w = model.projector.proj.weight.numpy()
-        b = model.projector.proj.bias.numpy()
-        ref_tokens = np.stack([project(spatiotemporal_features(ref_feats[i].numpy()), w, b) for i in range(2)])
-        measured["max_abs_diff_pooled_projected"] = float(np.abs(tokens.double().numpy() - ref_tokens).max())
+        w, b = model.projector.proj.weight, model.projector.proj.bias
+        ref_tokens = torch.stack([project(spatiotemporal_features(ref_feats[i]), w, b) for i in range(2)])
+        measured["max_abs_diff_pooled_projected"] = (tokens.double() - ref_tokens).abs().max().item()
 
         ref_llm = LlamaForCausalLM(model.llm.config).eval()
         ref_llm.load_state_dict(model.llm.state_dict())
@@ -257,12 +255,12 @@ def _reference_check() -> dict:
     return {
         "passed": bool(passed),
         "summary": (f"tiny Video-ChatGPT with copied weights: CLIP features vs transformers.CLIPVisionModel, pooling + "
-                    f"projector vs a NumPy statement of Sec. 3, logits vs transformers.LlamaForCausalLM: max abs diff "
+                    f"projector vs a float64 statement of Sec. 3, logits vs transformers.LlamaForCausalLM: max abs diff "
                     f"{worst:.2e} (tolerance {tol:g}); greedy generation with KV cache "
                     f"{'equals' if measured['kv_cache_equals_no_cache'] and measured['kv_cache_equals_argmax_loop'] else 'differs from'}"
                     f" generation without cache ({cached.shape[1]} tokens)"),
-        "reference": "transformers.CLIPVisionModel; transformers.LlamaForCausalLM; videozoo.equations.video_chatgpt "
-                     "(NumPy statement of the paper's pooling)",
+        "reference": "transformers.CLIPVisionModel; transformers.LlamaForCausalLM; videozoo.references.video_chatgpt "
+                     "(the paper's pooling written as sums, float64)",
         **measured,
     }
 

@@ -124,7 +124,7 @@ class GlobalRelationAggregator(nn.Module):
     Updates the video token from one block's tokens of all frames: dynamic position encoding
     (depth-wise 3x3x3 convolution over ``(T, h, w)``, added to the patch tokens), cross-attention
     of the video token to every token, MLP; pre-norm and residual (see
-    :mod:`videozoo.equations.videochat` for the equations).  As in the release, the attention's
+    :mod:`videozoo.references.videochat` for the equations).  As in the release, the attention's
     output projection and the MLP's last layer start at zero, so the layer starts as the identity.
 
     Args:
@@ -262,7 +262,7 @@ register_variant(
 
 
 def _aggregator_params(layer: GlobalRelationAggregator) -> dict[str, torch.Tensor]:
-    """Our aggregation layer's weights under the names of :func:`videozoo.equations.videochat.aggregate`."""
+    """Our aggregation layer's weights under the names of :func:`videozoo.references.videochat.aggregate`."""
     C = layer.ln_1.weight.shape[0]
     w, b = layer.attn.in_proj_weight, layer.attn.in_proj_bias
     p = {f"{n}.{k}": getattr(getattr(layer, n), k) for n in ("ln_1", "ln_2", "ln_3", "fc1", "fc2")
@@ -282,7 +282,7 @@ def _reference_check() -> dict:
       same weights (vision tower, Q-Former, projection, LLM and the splicing all at once).
     * With 4 frames and 2 aggregation layers, the video tokens must equal a composition of a
       separately built ``Blip2VisionModel`` run frame by frame, the written-out aggregation of
-      :mod:`videozoo.equations.videochat` (float64), the LayerNorm, a separately built
+      :mod:`videozoo.references.videochat` (float64), the LayerNorm, a separately built
       ``Blip2QFormerModel`` and the linear projection.
     * Greedy generation with the key/value cache equals generation without it and a plain
       arg-max loop.
@@ -290,7 +290,7 @@ def _reference_check() -> dict:
     from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2QFormerModel, Blip2VisionModel
 
     from videozoo.layers.generation import greedy_generate, greedy_generate_uncached
-    from videozoo.equations.videochat import aggregate, layer_norm
+    from videozoo.references.videochat import aggregate, layer_norm
 
     tol = 1e-5
     measured: dict = {"tolerance": tol}
@@ -366,7 +366,7 @@ def _reference_check() -> dict:
                     f"max abs diff {worst:.2e} (tolerance {tol:g}); greedy generation with KV cache "
                     f"{'equals' if same else 'differs from'} generation without cache ({cached.shape[1]} tokens)"),
         "reference": "transformers.Blip2ForConditionalGeneration; transformers.Blip2VisionModel; "
-                     "transformers.Blip2QFormerModel; videozoo.equations.videochat (written-out aggregation)",
+                     "transformers.Blip2QFormerModel; videozoo.references.videochat (written-out aggregation)",
         **measured,
     }
 

@@ -169,6 +169,10 @@ class ModelSpec:
             :func:`videozoo.verify.video_qa.train_video_qa`, e.g.
             ``{"expected_min_pct": {"direction": 90.0}, "control_max_pct": {"direction": 40.0},
             "max_steps": 2000}``.  Empty for models that do not answer questions.
+        memory: For a Stage 4 model with a memory (MovieChat, VideoAgent): the ``memory``
+            check's kind and expectations, declared before it runs (see
+            :mod:`videozoo.verify.memory`), e.g. ``{"kind": "long_video",
+            "expected_min_pct": {"colour": 90.0}}``.  Empty for other models.
         variant: The :class:`Variant` this spec was derived from (``None`` for the paper's
             default model, registered by :func:`register_model`).
         image_init: For a video model that the paper initialises from an image model:
@@ -193,6 +197,7 @@ class ModelSpec:
     image_init: tuple[Callable[[Any], Any], Callable[[nn.Module, dict], nn.Module]] | None = None
     variant: "Variant | None" = None
     video_qa: dict[str, Any] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)
 
     @property
     def check_evidence(self) -> dict[str, str]:
@@ -251,6 +256,7 @@ def register_model(
     motion_variants: dict[str, tuple] | None = None,
     image_init: tuple[Callable[[Any], Any], Callable[[nn.Module, dict], nn.Module]] | None = None,
     video_qa: dict[str, Any] | None = None,
+    memory: dict[str, Any] | None = None,
 ) -> Callable[[Callable[[Any], nn.Module]], Callable[[Any], nn.Module]]:
     """Decorator registering a model builder under its paper key and alias.
 
@@ -281,6 +287,7 @@ def register_model(
             motion_variants=variants,
             image_init=image_init,
             video_qa=dict(video_qa or {}),
+            memory=dict(memory or {}),
         )
         _ALIASES[alias] = key
         return builder

@@ -54,6 +54,9 @@ class ConversationTemplate:
         followup_turn: A later user message (``{question}``).
         markers: Template strings kept as single tokens (``"<vid_start>"``, ``"###"``).
         source: Where the format comes from (paper section, file of the authors' code).
+        vocabulary: Further words the model reads or writes besides the template's and the
+            video QA task's (SlowFocus's timestamps ``"00"``-``"99"``); they join the
+            word-level tokenizer's vocabulary of the tiny models.
     """
 
     name: str
@@ -65,10 +68,12 @@ class ConversationTemplate:
     followup_turn: str = "{question}"
     markers: tuple[str, ...] = ()
     source: str = ""
+    vocabulary: tuple[str, ...] = ()
 
     def texts(self) -> list[str]:
-        """Every literal text of the template (for building a tokenizer's vocabulary)."""
-        return [self.system, *self.roles, self.sep, self.stop, *self.video_turns, self.followup_turn, ":"]
+        """Every literal text of the template and its extra vocabulary (for building a tokenizer's vocabulary)."""
+        return [self.system, *self.roles, self.sep, self.stop, *self.video_turns, self.followup_turn, ":",
+                *self.vocabulary]
 
 
 def build_prompt(template: ConversationTemplate, question: str, history: Sequence[tuple[str, str]] = ()) -> str:

@@ -3,7 +3,9 @@
 from videozoo.models import (  # noqa: F401  (imported for their registrations)
     c3d,
     i3d,
+    moviechat,
     mtv,
+    slowfocus,
     swin,
     tdn,
     tea,
@@ -16,6 +18,7 @@ from videozoo.models import (  # noqa: F401  (imported for their registrations)
     uniformerv2,
     video_chatgpt,
     video_swin,
+    videoagent,
     videochat,
     vit,
     vivit,

@@ -44,6 +44,11 @@ the measurement, never from a hand-written value:
 ``video_qa`` (``training``)
     Stage 4 video LLMs (:mod:`.video_qa`): the tiny config trained end to end to answer questions
     about synthetic clips in words, 3 seeds, with a one-random-frame control; other models: not run.
+``memory`` (``training``)
+    Stage 4 models with a memory (:mod:`.memory`): MovieChat answers about the first 5 % of
+    1,000- and 10,000-frame videos streamed frame by frame, with the resident memory measured in
+    a subprocess at both lengths; VideoAgent counts objects exactly from its SQLite object memory,
+    and again after a restart; other models: not run.
 ``gpu`` (``smoke-test``)
     Only with CUDA: bf16 autocast forward + backward of the paper config at the paper input,
     clips/s and peak memory (``torch.cuda.max_memory_allocated``).
@@ -65,7 +70,7 @@ fields, ``generated`` and ``environment`` (which records the CPU model and torch
 count). Checks not selected in a run keep their previous result from an existing file.
 
 Layout: one module per kind of check (:mod:`.builds`, :mod:`.runs`, :mod:`.extra` for the
-checks a model file registers, :mod:`.motion`, :mod:`.video_qa`, :mod:`.gpu`), helpers in
+checks a model file registers, :mod:`.motion`, :mod:`.video_qa`, :mod:`.memory`, :mod:`.gpu`), helpers in
 :mod:`.common`, and :mod:`.record` for running checks, writing records and comparing them with the code, and
 :mod:`.cli` for the command line. A new
 kind of check is one module plus one :class:`CheckKind` line in :data:`KINDS`.
@@ -81,6 +86,7 @@ from videozoo.verify.builds import check_builds
 from videozoo.verify.common import clip_shape, environment, model_input
 from videozoo.verify.extra import check_extra
 from videozoo.verify.gpu import check_gpu
+from videozoo.verify.memory import check_memory
 from videozoo.verify.motion import (
     CONTROL_LABEL,
     DEFAULT_SEEDS,
@@ -97,6 +103,7 @@ from videozoo.verify.video_qa import check_video_qa
 __all__ = [
     "ALL_CHECKS", "FAST_CHECKS", "KINDS", "CheckKind", "clip_shape", "model_input", "environment",
     "check_builds", "check_runs", "check_extra", "check_motion", "pretrain_image", "train_motion", "check_video_qa",
+    "check_memory",
     "precise_bn", "check_gpu", "run_check", "verify_model", "write_record", "compare", "main",
     "MOTION_TEMPORAL_MIN", "MOTION_STATIC_MAX", "DEFAULT_SEEDS", "CONTROL_LABEL",
 ]
@@ -135,6 +142,7 @@ KINDS: dict[str, CheckKind] = {k.name: k for k in (
                                                            seeds=o.get("motion_seeds")),
               lambda spec, name: "training" if spec.temporal else "control", slow=True),
     CheckKind("video_qa", lambda spec, name, o: check_video_qa(spec, log=o.get("log")), "training", slow=True),
+    CheckKind("memory", lambda spec, name, o: check_memory(spec, log=o.get("log")), "training", slow=True),
     CheckKind("gpu", lambda spec, name, o: check_gpu(spec), "smoke-test"),
 )}
 """Every kind of check, in record order."""

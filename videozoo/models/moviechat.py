@@ -3,9 +3,9 @@
 Paper: "MovieChat: From Dense Token to Sparse Memory for Long Video Understanding", Song, Chai,
 Wang, Zhang, Zhou, Wu, Chi, Guo, Ye, Zhang, Lu, Hwang, Wang, CVPR 2024, arXiv 2307.16449.
 
-Follows Sec. 3 (3.1 visual feature extraction, 3.2 short-term and long-term memory,
-Algorithm 1 memory consolidation, the extended positional encoding, 3.3 inference in global
-and breakpoint mode) and the authors' release (rese1f/MovieChat: ``MovieChat/models/moviechat.py``
+Follows Sec. 3 (visual feature extraction, short-term and long-term memory, Algorithm 1
+memory consolidation, the extended positional encoding, inference in global and breakpoint
+mode) and the authors' release (rese1f/MovieChat: ``MovieChat/models/moviechat.py``
 and the release's lmms-eval wrapper, which sets the memory sizes used below):
 
 * Frames go through BLIP-2's frame encoder, EVA ViT-g/14 (39 blocks) and its Q-Former with 32
@@ -39,7 +39,8 @@ is an average, so gradients flow; which pair merges is not differentiated).  The
 product of the two frames' tokens; this file follows the paper's text (cosine similarity,
 most similar pair).  A stream that ends between two consolidations has its last frames
 consolidated too, so that global mode sees the whole video (the release samples a number of
-windows that ends exactly on a consolidation).  On the meta device (parameter counting) the
+windows that ends exactly on a consolidation).  The release's ``encode_long_video`` extends only
+its first 8 learned positions (64 positions); this file extends all ``max_frame_pos`` of them.  On the meta device (parameter counting) the
 pair to merge is the first one: there are no values to compare, and the shapes are the same.
 """
 
@@ -191,7 +192,7 @@ def extended_positions(positions: torch.Tensor, alpha: float) -> torch.Tensor:
 
 
 class MovieChatMemory:
-    """The short-term and long-term memory of one video (paper Sec. 3.2; state, not a module).
+    """The short-term and long-term memory of one video (paper Sec. 3; state, not a module).
 
     Args:
         short_length: ``K``, frames the short-term memory holds.
@@ -544,7 +545,7 @@ def _reference_check() -> dict:
     same = measured["kv_cache_equals_no_cache"] and measured["kv_cache_equals_argmax_loop"]
     return {
         "passed": bool(worst <= tol and same),
-        "summary": (f"consolidation, memory stream and extended positions vs a NumPy statement of Sec. 3.2 / "
+        "summary": (f"consolidation, memory stream and extended positions vs a NumPy statement of Sec. 3 / "
                     f"Algorithm 1; tiny MovieChat with copied weights vs Blip2VisionModel + Blip2QFormerModel (frame "
                     f"and video Q-Former) + LlamaForCausalLM: max abs diff {worst:.2e} (tolerance {tol:g}); greedy "
                     f"generation with KV cache {'equals' if same else 'differs from'} generation without cache "

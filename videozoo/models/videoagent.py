@@ -3,13 +3,13 @@
 Paper: "VideoAgent: A Memory-augmented Multimodal Agent for Video Understanding", Fan, Ma, Wu,
 Du, Li, Gao, Li, ECCV 2024, arXiv 2403.11481.
 
-Follows Sec. 3 and the authors' release (YueFan1014/VideoAgent: ``main.py``, ``tools.py``,
+Follows Sec. 3 (memory construction, tools, inference) and the authors' release (YueFan1014/VideoAgent: ``main.py``, ``tools.py``,
 ``database.py``, ``reid.py``, ``prompts/``):
 
-* **Memory construction** (Sec. 3.1, :meth:`VideoAgent.build_memory`): the video is cut into
+* **Memory construction** (:meth:`VideoAgent.build_memory`): the video is cut into
   segments (2 s in the paper).  The *temporal memory* keeps, per segment, a caption (LaViLa in
   the release; here the model's own video LLM asked to describe the segment), a video feature
-  (ViCLIP) and the caption's text feature.  The *object memory* comes from detecting and
+  (ViCLIP on 10 frames of the segment) and the caption's text feature.  The *object memory* comes from detecting and
   tracking objects, then re-identifying tracks of the same object across segments: two tracks
   that never share a frame (and, here, have the same category) are scored ``0.15
   sigmoid(20 (cos_clip - 0.925)) + 0.85 cos_dino``; a track joins the first object whose every
@@ -17,13 +17,13 @@ Follows Sec. 3 and the authors' release (YueFan1014/VideoAgent: ``main.py``, ``t
   SQLite file (:class:`AgentMemory`) with the paper's tables ``Objects``, ``Segments`` and
   ``Objects_Segments``; ``Segments`` also holds the temporal memory and the frames the VQA
   tool reads, so the file alone restores the agent after a restart.
-* **Tools** (Sec. 3.2, :class:`VideoAgentTools`): ``caption_retrieval(start_segment,
+* **Tools** (:class:`VideoAgentTools`): ``caption_retrieval(start_segment,
   end_segment)`` (at most 15 captions), ``segment_localization(description)`` (the 5 segments of
   highest ``18 cos(text, video feature) + 11 cos(text, caption feature)``),
   ``visual_question_answering(question, segment_id)`` (the video LLM on segments
   ``segment_id - 1`` to ``segment_id + 1``; Video-LLaVA in the release) and
   ``object_memory_querying(sql, params)`` (a SELECT on the object memory).
-* **Controller** (Sec. 3.3, :func:`run_agent`): an LLM (GPT-4 in the paper, through LangChain's
+* **Controller** (:func:`run_agent`): an LLM (GPT-4 in the paper, through LangChain's
   ReAct loop) chooses a tool and its arguments, reads the result, and repeats until it gives a
   final answer.  Any LLM can drive :class:`LLMController`, a text-in text-out function; the
   tests and the ``memory`` check use :class:`RuleController`, deterministic.
@@ -114,7 +114,10 @@ class VideoAgentConfig:
         retrieval_vocab_size: Its text vocabulary (CLIP's BPE: 49408; ``0``: the word-level
             tokenizer's size).
         retrieval_dim: Width of the joint embedding (768).
-        frames_per_segment: Frames of each segment kept in the memory for the VQA tool.
+        frames_per_segment: Frames of each segment kept in the memory for the VQA tool (uint8 at
+            the VQA encoder's resolution).
+        feature_frames: Frames of a segment averaged into its video feature (the release's ViCLIP
+            reads 10).
         caption_tokens: Longest caption, in tokens.
         reid_clip_x0, reid_clip_slope, reid_clip_weight, reid_min_score, reid_strong_score:
             The re-identification score and thresholds (0.925, 20, 0.15, 0.5, 0.62; the
@@ -138,6 +141,7 @@ class VideoAgentConfig:
     retrieval_vocab_size: int = 49408
     retrieval_dim: int = 768
     frames_per_segment: int = 4
+    feature_frames: int = 10
     caption_tokens: int = 24
     reid_clip_x0: float = 0.925
     reid_clip_slope: float = 20.0
@@ -204,7 +208,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def reidentify(tracks: Sequence[Track], clip: Sequence[np.ndarray], appearance: Sequence[np.ndarray],
                config: VideoAgentConfig) -> list[int]:
-    """Object index of each track (paper Sec. 3.1; the release's ``ReID``).
+    """Object index of each track (paper Sec. 3, object memory; the release's ``ReID``).
 
     Args:
         tracks: In order of their first frame.
@@ -514,7 +518,7 @@ class VideoAgent(VideoLLM):
     @torch.no_grad()
     def build_memory(self, frames: Iterable[torch.Tensor], segment_frames: int, path: str | os.PathLike,
                      use_reid: bool = True) -> AgentMemory:
-        """Memory construction (paper Sec. 3.1): read a video once and write its :class:`AgentMemory`.
+        """Memory construction (paper Sec. 3): read a video once and write its :class:`AgentMemory`.
 
         Args:
             frames: The video as an iterator of ``(3, H, W)`` frames in [0, 1]; one segment is held
@@ -546,9 +550,10 @@ class VideoAgent(VideoLLM):
             idx = np.linspace(0, seg.shape[0] - 1, num=keep).round().astype(int)
             small = normalise_frames(seg[idx].transpose(0, 1)[None], self.config.vision.image_size, mean=(0, 0, 0),
                                      std=(1, 1, 1))[0].transpose(0, 1)
+            sampled = np.unique(np.linspace(0, seg.shape[0] - 1, num=self.config.feature_frames).round().astype(int))
             caption = self.caption(seg)
             segments.append(SegmentMemory(
-                start, start + seg.shape[0], caption, self.image_features(seg[idx]).mean(axis=0),
+                start, start + seg.shape[0], caption, self.image_features(seg[sampled]).mean(axis=0),
                 self.text_features([caption])[0], (small.clamp(0, 1) * 255).round().to(torch.uint8).numpy()))
             start += seg.shape[0]
             buf = []
@@ -628,7 +633,7 @@ class AgentResult:
 
 
 class VideoAgentTools:
-    """The four tools of VideoAgent (paper Sec. 3.2) on one memory.
+    """The four tools of VideoAgent (paper Sec. 3) on one memory.
 
     Args:
         memory: The video's :class:`AgentMemory`.
@@ -959,7 +964,7 @@ def _reference_check() -> dict:
     same = measured["kv_cache_equals_no_cache"] and measured["kv_cache_equals_argmax_loop"]
     return {
         "passed": bool(worst <= tol and rules and same),
-        "summary": (f"re-identification {agree}/{trials} random scenes equal to a NumPy statement of Sec. 3.1 and the "
+        "summary": (f"re-identification {agree}/{trials} random scenes equal to a NumPy statement of Sec. 3 and the "
                     f"release ({joined} tracks joined), segment localisation "
                     f"{'equal' if measured['localisation_equal'] else 'different'}; tiny VQA tool with copied weights "
                     f"vs transformers.CLIPVisionModel + written-out MLP projector + LlamaForCausalLM: max abs diff "

@@ -1,7 +1,7 @@
 """MovieChat's memory, as the paper and its release state it (NumPy, float64, plain loops).
 
 Song et al., "MovieChat: From Dense Token to Sparse Memory for Long Video Understanding",
-CVPR 2024, arXiv 2307.16449, Sec. 3.2 and Algorithm 1, with the details of the authors'
+CVPR 2024, arXiv 2307.16449, Sec. 3 and Algorithm 1, with the details of the authors'
 release (rese1f/MovieChat; the lmms-eval wrapper of the release for the inference loop):
 
 * Each frame is a set of ``Q`` tokens of width ``D`` (the BLIP-2 Q-Former's output).

@@ -1,8 +1,8 @@
 """VideoAgent's re-identification and segment localisation, as the paper and release state them (NumPy).
 
 Fan et al., "VideoAgent: A Memory-augmented Multimodal Agent for Video Understanding", ECCV
-2024, arXiv 2403.11481, Sec. 3.1 (object memory: tracking and re-identification) and Sec. 3.2
-(segment localisation), with the constants of the authors' release (YueFan1014/VideoAgent:
+2024, arXiv 2403.11481, Sec. 3 (the object memory's tracking and re-identification, and the
+segment localisation tool), with the constants of the authors' release (YueFan1014/VideoAgent:
 ``reid.py``, ``tools.py``):
 
 * Two tracks can be the same object only if they never appear in the same frame (and here, as

@@ -1,4 +1,4 @@
-"""MovieChat's memory, as the paper and its release state it (NumPy, float64, plain loops).
+"""MovieChat's memory, as the paper and its release state it (torch float64, plain loops).
 
 Song et al., "MovieChat: From Dense Token to Sparse Memory for Long Video Understanding",
 CVPR 2024, arXiv 2307.16449, Sec. 3 and Algorithm 1, with the details of the authors'
@@ -21,21 +21,33 @@ release (rese1f/MovieChat; the lmms-eval wrapper of the release for the inferenc
 
 from __future__ import annotations
 
-import numpy as np
+import torch
 
 __all__ = ["cosine", "consolidate", "stream_memory", "extended_positions"]
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity of two frames' flattened tokens."""
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    return float(a @ b / (np.sqrt(a @ a) * np.sqrt(b @ b)))
+def _f64(x) -> torch.Tensor:
+    return torch.as_tensor(x, dtype=torch.float64)
 
 
-def consolidate(frames: list[np.ndarray], target: int) -> list[np.ndarray]:
-    """Algorithm 1: merge the most similar adjacent pair (their mean) until ``target`` frames remain."""
-    frames = [np.asarray(f, dtype=np.float64) for f in frames]
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Cosine similarity of two frames' flattened tokens (any shape, compared as float64 vectors)."""
+    a = _f64(a).flatten()
+    b = _f64(b).flatten()
+    return float(torch.dot(a, b) / (torch.dot(a, a).sqrt() * torch.dot(b, b).sqrt()))
+
+
+def consolidate(frames: list[torch.Tensor], target: int) -> list[torch.Tensor]:
+    """Algorithm 1: merge the most similar adjacent pair (their mean) until ``target`` frames remain.
+
+    Args:
+        frames: Frames of ``(Q, D)`` tokens each (tensors or arrays), oldest first.
+        target: Number of frames to keep.
+
+    Returns:
+        ``target`` float64 frames ``(Q, D)`` (or the input, as float64, if it was no longer).
+    """
+    frames = [_f64(f) for f in frames]
     while len(frames) > target:
         sims = [cosine(frames[i], frames[i + 1]) for i in range(len(frames) - 1)]
         m = sims.index(max(sims))
@@ -44,20 +56,20 @@ def consolidate(frames: list[np.ndarray], target: int) -> list[np.ndarray]:
     return frames
 
 
-def stream_memory(frames: list[np.ndarray], short_length: int, merge_length: int,
-                  long_length: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Feed frames one by one through the short- and long-term memory.
+def stream_memory(frames: list[torch.Tensor], short_length: int, merge_length: int,
+                  long_length: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Feed frames ``(Q, D)`` one by one through the short- and long-term memory.
 
     Returns:
-        ``(long_term, short_term)`` at the end of the stream.
+        ``(long_term, short_term)`` at the end of the stream, lists of float64 frames ``(Q, D)``.
     """
-    short: list[np.ndarray] = []
-    long: list[np.ndarray] = []
+    short: list[torch.Tensor] = []
+    long: list[torch.Tensor] = []
     new = 0
     for f in frames:
         if len(short) == short_length:
             short.pop(0)
-        short.append(np.asarray(f, dtype=np.float64))
+        short.append(_f64(f))
         new += 1
         if new == short_length - merge_length:
             short = consolidate(short, merge_length)
@@ -73,13 +85,13 @@ def stream_memory(frames: list[np.ndarray], short_length: int, merge_length: int
     return long, short
 
 
-def extended_positions(p: np.ndarray, alpha: float) -> np.ndarray:
-    """``n`` learned position embeddings ``(n, D)`` -> ``n^2`` positions ``(n^2, D)``."""
-    p = np.asarray(p, dtype=np.float64)
+def extended_positions(p: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``n`` learned position embeddings ``(n, D)`` -> ``n^2`` positions ``(n^2, D)``, float64."""
+    p = _f64(p)
     n = p.shape[0]
     u = [(p[i] - alpha * p[0]) / (1 - alpha) for i in range(n)]
     out = []
     for i in range(n):
         for j in range(n):
             out.append(alpha * u[i] + (1 - alpha) * u[j])
-    return np.stack(out)
+    return torch.stack(out)

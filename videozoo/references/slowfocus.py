@@ -1,4 +1,4 @@
-"""SlowFocus's sampling and mixing, as the paper and its release state them (NumPy, float64, loops).
+"""SlowFocus's sampling and mixing, as the paper and its release state them (torch float64, loops).
 
 Nie et al., "SlowFocus: Enhancing Fine-grained Temporal Understanding in Video LLM", NeurIPS
 2024, arXiv 2602.03589, Sec. 3 (mixed-frequency sampling, multi-frequency mixing attention,
@@ -11,7 +11,8 @@ for the tokens):
   ``max_frames`` frames.
 * High-frequency frames of a segment ``[start, end]`` (fractions of the video): frame indices
   ``i0 = round(start T)``, ``i1 = min(round(end T), T - 1)``, ``n`` of them spaced evenly
-  from ``i0`` to ``i1`` (``numpy.linspace``, truncated to integers).
+  from ``i0`` to ``i1`` (``numpy.linspace``: ``i0 + k (i1 - i0) / (n - 1)``, the last one ``i1``,
+  truncated to integers).
 * The two sorted index lists are merged into one sorted list, a low-frequency frame before a
   high-frequency frame of the same index; the positions of each kind are remembered.
 * Each frame's patch tokens are average-pooled on a ``g x g`` grid; a temporal embedding (row
@@ -31,7 +32,7 @@ from __future__ import annotations
 import math
 import re
 
-import numpy as np
+import torch
 
 __all__ = ["low_frequency_indices", "high_frequency_indices", "merge", "grid_pool", "temporal_rows", "mix",
            "timestamp", "segments_in"]
@@ -47,10 +48,13 @@ def low_frequency_indices(num_frames: int, max_frames: int, video_fps: float = 1
 
 
 def high_frequency_indices(start: float, end: float, num_frames: int, n: int) -> list[int]:
-    """``n`` frames spaced evenly over the segment ``[start, end]``."""
+    """``n`` frames spaced evenly over the segment ``[start, end]`` (the release's ``numpy.linspace``)."""
     i0 = round(start * num_frames)
     i1 = min(round(end * num_frames), num_frames - 1)
-    return [int(v) for v in np.linspace(i0, i1, num=n)]
+    if n == 1:
+        return [int(i0)]
+    step = (i1 - i0) / (n - 1)
+    return [int(k * step + i0) for k in range(n - 1)] + [int(i1)]
 
 
 def merge(low: list[int], high: list[int]) -> tuple[list[int], list[int], list[int]]:
@@ -62,17 +66,17 @@ def merge(low: list[int], high: list[int]) -> tuple[list[int], list[int], list[i
     return merged, low_pos, high_pos
 
 
-def grid_pool(tokens: np.ndarray, g: int) -> np.ndarray:
-    """``(s * s, C)`` patch tokens in raster order -> ``(g * g, C)`` means of ``(s / g) x (s / g)`` blocks."""
-    x = np.asarray(tokens, dtype=np.float64)
+def grid_pool(tokens: torch.Tensor, g: int) -> torch.Tensor:
+    """``(s * s, C)`` patch tokens in raster order -> ``(g * g, C)`` float64 means of ``(s / g) x (s / g)`` blocks."""
+    x = torch.as_tensor(tokens, dtype=torch.float64)
     s = int(round(math.sqrt(x.shape[0])))
     k = s // g
     out = []
     for gy in range(g):
         for gx in range(g):
             block = [x[(gy * k + dy) * s + gx * k + dx] for dy in range(k) for dx in range(k)]
-            out.append(np.mean(block, axis=0))
-    return np.stack(out)
+            out.append(torch.stack(block).mean(0))
+    return torch.stack(out)
 
 
 def temporal_rows(frame_indices: list[int], num_frames: int, rows: int) -> list[int]:
@@ -80,19 +84,22 @@ def temporal_rows(frame_indices: list[int], num_frames: int, rows: int) -> list[
     return [min(max(int(math.floor(i / num_frames * rows)), 0), rows - 1) for i in frame_indices]
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+def _softmax(z: torch.Tensor) -> torch.Tensor:
+    z = z - z.max(dim=-1, keepdim=True).values
+    e = z.exp()
+    return e / e.sum(dim=-1, keepdim=True)
 
 
-def mix(low: np.ndarray, high: np.ndarray, w_l: np.ndarray, b_l: np.ndarray, w_h: np.ndarray,
-        b_h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Multi-frequency mixing attention on ``(n_l, C)`` and ``(n_h, C)`` tokens; returns the updated pair."""
-    low = np.asarray(low, dtype=np.float64)
-    high = np.asarray(high, dtype=np.float64)
-    pl = low @ np.asarray(w_l, dtype=np.float64).T + b_l
-    ph = high @ np.asarray(w_h, dtype=np.float64).T + b_h
+def mix(low: torch.Tensor, high: torch.Tensor, w_l: torch.Tensor, b_l: torch.Tensor, w_h: torch.Tensor,
+        b_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multi-frequency mixing attention on ``(n_l, C)`` and ``(n_h, C)`` tokens; returns the updated pair (float64).
+
+    ``w_l``, ``w_h``: ``(C, C)`` projection weights (``y = x W^T + b``), ``b_l``, ``b_h``: ``(C,)``.
+    """
+    f64 = lambda x: torch.as_tensor(x, dtype=torch.float64)  # noqa: E731
+    low, high = f64(low), f64(high)
+    pl = low @ f64(w_l).T + f64(b_l)
+    ph = high @ f64(w_h).T + f64(b_h)
     c = low.shape[1]
     new_high = high + _softmax(ph @ pl.T / math.sqrt(c)) @ low
     new_low = low + _softmax(pl @ ph.T / math.sqrt(c)) @ high

@@ -1,4 +1,4 @@
-"""VideoAgent's re-identification and segment localisation, as the paper and release state them (NumPy).
+"""VideoAgent's re-identification and segment localisation, as the paper and release state them (torch).
 
 Fan et al., "VideoAgent: A Memory-augmented Multimodal Agent for Video Understanding", ECCV
 2024, arXiv 2403.11481, Sec. 3 (the object memory's tracking and re-identification, and the
@@ -20,19 +20,20 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
+import torch
 
 __all__ = ["cosine", "pair_score", "reidentify", "localise"]
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    return float(a @ b / (math.sqrt(a @ a) * math.sqrt(b @ b)))
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Cosine similarity of two embedding vectors, in float64."""
+    a = torch.as_tensor(a, dtype=torch.float64)
+    b = torch.as_tensor(b, dtype=torch.float64)
+    return float(torch.dot(a, b) / (math.sqrt(torch.dot(a, a)) * math.sqrt(torch.dot(b, b))))
 
 
-def pair_score(frames1: set[int], frames2: set[int], cat1: str, cat2: str, clip1: np.ndarray, clip2: np.ndarray,
-               app1: np.ndarray, app2: np.ndarray) -> float:
+def pair_score(frames1: set[int], frames2: set[int], cat1: str, cat2: str, clip1: torch.Tensor, clip2: torch.Tensor,
+               app1: torch.Tensor, app2: torch.Tensor) -> float:
     """The re-identification score of two tracks (0 when they cannot be the same object)."""
     if frames1 & frames2 or cat1 != cat2:
         return 0.0
@@ -45,7 +46,7 @@ def reidentify(tracks: list[dict]) -> list[int]:
 
     Args:
         tracks: In order of their first frame; each ``{"frames": set, "category": str, "clip":
-            array, "appearance": array}``.
+            vector, "appearance": vector}`` (tensors or arrays).
     """
     groups: list[list[int]] = []
     owner = []
@@ -67,8 +68,8 @@ def reidentify(tracks: list[dict]) -> list[int]:
     return owner
 
 
-def localise(query_visual: np.ndarray, query_text: np.ndarray, segment_visual: np.ndarray,
-             segment_text: np.ndarray, k: int) -> list[int]:
+def localise(query_visual: torch.Tensor, query_text: torch.Tensor, segment_visual: torch.Tensor,
+             segment_text: torch.Tensor, k: int) -> list[int]:
     """The ``k`` best segments by ``18 visual + 11 textual`` cosine similarity (best first)."""
     scores = []
     for i in range(len(segment_visual)):

@@ -18,6 +18,7 @@ from videozoo.models import swin as swin_mod
 from videozoo.models import uniformer as uf_mod
 from videozoo.models import uniformerv2 as uf2_mod
 from videozoo.models import video_swin as vswin_mod
+from videozoo.layers import window_attention as wa
 from videozoo.references.uniformer import neighbourhood_sum
 
 ALIASES = ["swin", "video_swin", "mtv", "uniformer", "uniformerv2"]
@@ -67,7 +68,7 @@ def test_swin_middle_frame_is_the_middle_frame():
                                                ((4, 8, 8), (4, 4, 4), (0, 2, 2))])
 def test_shifted_window_mask_brute_force(size, window, shift):
     """Two tokens of a shifted window may attend to each other iff, on every axis, both or neither wrapped around."""
-    mask = swin_mod.shifted_window_mask(size, window, shift)
+    mask = wa.shifted_window_mask(size, window, shift)
     d = len(size)
     # enumerate windows in the same (row-major) order and tokens inside each window in row-major order
     win_starts = list(itertools.product(*[range(0, s, m) for s, m in zip(size, window)]))
@@ -84,7 +85,7 @@ def test_shifted_window_mask_brute_force(size, window, shift):
 
 def test_relative_position_index_brute_force():
     window = (2, 3, 3)
-    idx = swin_mod.relative_position_index(window)
+    idx = wa.relative_position_index(window)
     coords = list(itertools.product(*[range(m) for m in window]))
     table = {}
     for i, ci in enumerate(coords):
@@ -120,9 +121,31 @@ def test_swin_matches_timm_tiny_config():
 
 
 def test_swin_registered_reference_check():
-    res = videozoo.get_spec("swin").checks["reference"]()
+    spec = videozoo.get_spec("swin")
+    assert spec.check_evidence["reference"] == "independent-reference"
+    res = spec.checks["reference"]()
     assert res["passed"], res["summary"]
     assert res["max_abs_diff"] <= res["tolerance"] == 1e-5
+    assert {n: t["differing_keys"] for n, t in res["layer_tables"].items()} == {"swin_t": [], "swin_s": [], "swin_b": []}
+
+
+def test_swin_sizes_are_registered_with_the_paper_figures():
+    expected = {"swin_t": (29.0, 28.3), "swin_s": (50.0, 49.6), "swin_b": (88.0, 87.8)}
+    for name, (paper, ours) in expected.items():
+        spec = videozoo.get_spec(name)
+        assert [r.value for r in spec.reported if r.metric == "params_m"][0] == paper
+        with torch.device("meta"):
+            model = videozoo.create(name)
+        assert abs(sum(p.numel() for p in model.parameters()) / 1e6 - ours) < 0.05
+    assert videozoo.make_config("swin_b", "tiny") == swin_mod.SwinConfig.tiny()  # sizes apply to paper() only
+
+
+def test_swin_layer_table_comparison_can_fail(monkeypatch):
+    """A key mapping that loses the classifier makes the layer tables differ."""
+    real = swin_mod.load_state_dict_from
+    monkeypatch.setattr(swin_mod, "load_state_dict_from",
+                        lambda lib, sd: {k: v for k, v in real(lib, sd).items() if not k.startswith("head.")})
+    assert swin_mod._layer_table_gap("swin_t")["differing_keys"] == ["head.bias", "head.weight"]
 
 
 def test_swin_unknown_library():

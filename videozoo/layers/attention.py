@@ -9,6 +9,8 @@ arXiv 1706.03762, Sec. 3.2, eq. 1).
 The parameter layout (one fused ``qkv`` linear layer, ``proj``, ``fc1``/``fc2``,
 ``norm1``/``norm2``) is the common one of timm, so that state dicts map with few renames.
 Attention is computed with :func:`torch.nn.functional.scaled_dot_product_attention`.
+:func:`convert_hf_encoder_layers` maps Hugging Face ViT-style encoder layers (ViT, ViViT) onto
+these names; :class:`QuickGELU` is CLIP's activation.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Attention", "Mlp", "Block"]
+__all__ = ["Attention", "Mlp", "Block", "QuickGELU", "convert_hf_encoder_layers"]
 
 
 class Attention(nn.Module):
@@ -68,6 +70,14 @@ class Attention(nn.Module):
         )
         out = out.transpose(1, 2).reshape(B, L, D)
         return self.proj_drop(self.proj(out))
+
+
+class QuickGELU(nn.Module):
+    """``x * sigmoid(1.702 x)``, the GELU approximation of CLIP (Radford et al., arXiv 2103.00020) and of
+    the models initialised from it (UniFormerV2).  Shapes: any -> same."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
 
 
 class Mlp(nn.Module):
@@ -135,3 +145,53 @@ class Block(nn.Module):
         x = x + self.attn(self.norm1(x), attn_mask=attn_mask)
         x = x + self.mlp(self.norm2(x))
         return x
+
+
+def convert_hf_encoder_layers(sd: dict, src_prefix: str, dst_prefix: str) -> dict:
+    """Convert Hugging Face ViT-style encoder layers to our :class:`Block` names.
+
+    Handles both the current layout (``{src_prefix}{i}.attention.q_proj`` ... ``o_proj``,
+    ``mlp.fc1/fc2``, ``layernorm_before/after``) and the older one
+    (``attention.attention.query/key/value``, ``attention.output.dense``,
+    ``intermediate.dense``, ``output.dense``); separate q/k/v weights are concatenated
+    into our fused ``qkv``.
+
+    Args:
+        sd: Source state dict (only keys starting with ``src_prefix`` are used).
+        src_prefix: e.g. ``"vit.layers."`` or ``"vit.encoder.layer."``.
+        dst_prefix: e.g. ``"blocks."``.
+
+    Returns:
+        A new dict with our key names.
+    """
+    renames = {
+        "layernorm_before": "norm1",
+        "layernorm_after": "norm2",
+        "attention.o_proj": "attn.proj",
+        "attention.output.dense": "attn.proj",
+        "mlp.fc1": "mlp.fc1",
+        "mlp.fc2": "mlp.fc2",
+        "intermediate.dense": "mlp.fc1",
+        "output.dense": "mlp.fc2",
+    }
+    qkv_names = {
+        "q": ("attention.q_proj", "attention.attention.query"),
+        "k": ("attention.k_proj", "attention.attention.key"),
+        "v": ("attention.v_proj", "attention.attention.value"),
+    }
+    out: dict = {}
+    layers = sorted({int(k[len(src_prefix):].split(".")[0]) for k in sd if k.startswith(src_prefix)})
+    for i in layers:
+        src, dst = f"{src_prefix}{i}.", f"{dst_prefix}{i}."
+        for kind in ("weight", "bias"):
+            parts = []
+            for names in qkv_names.values():
+                key = next((src + n + "." + kind for n in names if src + n + "." + kind in sd), None)
+                if key is not None:
+                    parts.append(sd[key])
+            if len(parts) == 3:
+                out[dst + "attn.qkv." + kind] = torch.cat(parts, dim=0)
+            for old, new in renames.items():
+                if src + old + "." + kind in sd:
+                    out[dst + new + "." + kind] = sd[src + old + "." + kind]
+    return out

@@ -19,8 +19,11 @@ What this file follows:
   computation for shifted configuration").
 * Sec. 3.2 "Relative position bias", eq. (4): ``softmax(Q K^T / sqrt(d) + B) V`` with ``B``
   gathered from a learned table of size ``(2M-1)^2`` per head.
-* Sec. 3.3 architecture variants Swin-T/S/B/L (Table 1 of the paper reports 28 M parameters
-  and 4.5 GFLOPs for Swin-T at 224x224).
+* Sec. 3.3 architecture variants: ``paper()`` is Swin-T; Swin-T, -S and -B are registered as
+  ``swin_t``, ``swin_s`` and ``swin_b`` (:data:`SIZES`, the recipes
+  ``configs/swin/swin_{tiny,small,base}_patch4_window7_224.yaml`` of microsoft/Swin-Transformer at
+  commit f82860b), each with the paper's Table 1(a) figures (29 / 50 / 88 M parameters, 4.5 / 8.7 /
+  15.4 GFLOPs at 224x224; the repository's README lists Swin-T as 28 M).
 
 Conventions copied from the authors' code (and timm), so that weights can be exchanged: when
 a stage's resolution is not larger than the window, the window shrinks to the resolution and
@@ -34,7 +37,6 @@ of a clip, so it cannot see motion (``temporal=False``).
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
@@ -42,22 +44,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videozoo.registry import Reported, register_check, register_model
+from videozoo.layers.attention import Mlp
+from videozoo.layers.drop import DropPath
+from videozoo.layers.window_attention import (
+    PatchMerging,
+    WindowAttention,
+    shifted_window_mask,
+    swin_trunc_normal_init,
+    window_partition,
+    window_reverse,
+)
+from videozoo.registry import Reported, register_check, register_model, register_variant
 
-__all__ = [
-    "SwinConfig",
-    "SwinTransformer",
-    "WindowAttention",
-    "SwinBlock",
-    "PatchMerging",
-    "window_partition",
-    "window_reverse",
-    "relative_position_index",
-    "shifted_window_mask",
-    "middle_frame",
-    "load_state_dict_from",
-    "reference_model",
-]
+__all__ = ["SwinConfig", "SwinTransformer", "SwinBlock", "SwinStage", "middle_frame", "load_state_dict_from",
+           "reference_model", "SIZES"]
 
 
 @dataclass
@@ -92,23 +92,8 @@ class SwinConfig:
 
     @classmethod
     def paper(cls) -> "SwinConfig":
-        """Swin-T, 224x224, ImageNet-1K head (paper Sec. 3.3 / Table 1)."""
+        """Swin-T, 224x224, ImageNet-1K head (paper Sec. 3.3 and Table 1(a); :data:`SIZES` has S and B)."""
         return cls()
-
-    @classmethod
-    def small(cls) -> "SwinConfig":
-        """Swin-S: C=96, depths (2, 2, 18, 2)."""
-        return cls(depths=(2, 2, 18, 2), drop_path_rate=0.3)
-
-    @classmethod
-    def base(cls) -> "SwinConfig":
-        """Swin-B: C=128, depths (2, 2, 18, 2), heads (4, 8, 16, 32)."""
-        return cls(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), drop_path_rate=0.5)
-
-    @classmethod
-    def large(cls) -> "SwinConfig":
-        """Swin-L: C=192, depths (2, 2, 18, 2), heads (6, 12, 24, 48)."""
-        return cls(embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48), drop_path_rate=0.5)
 
     @classmethod
     def tiny(cls) -> "SwinConfig":
@@ -121,173 +106,18 @@ class SwinConfig:
         return (self.in_chans, self.img_size, self.img_size)
 
 
-# ----------------------------------------------------------------------------- window helpers
-
-
-def window_partition(x: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
-    """Cut a feature map into non-overlapping windows.
-
-    Args:
-        x: ``(B, H, W, C)`` with ``H``, ``W`` divisible by the window.
-        window: ``(Mh, Mw)``.
-
-    Returns:
-        ``(B * nW, Mh * Mw, C)``, windows in row-major order of their position.
-    """
-    b, h, w, c = x.shape
-    mh, mw = window
-    x = x.view(b, h // mh, mh, w // mw, mw, c).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, mh * mw, c)
-
-
-def window_reverse(windows: torch.Tensor, window: tuple[int, int], h: int, w: int) -> torch.Tensor:
-    """Inverse of :func:`window_partition`: ``(B * nW, Mh * Mw, C)`` -> ``(B, H, W, C)``."""
-    mh, mw = window
-    c = windows.shape[-1]
-    x = windows.view(-1, h // mh, w // mw, mh, mw, c).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, h, w, c)
-
-
-def relative_position_index(window: tuple[int, ...]) -> torch.Tensor:
-    """Index into the relative-position-bias table for every pair of tokens in a window.
-
-    Works for 2-D ``(Mh, Mw)`` and 3-D ``(Md, Mh, Mw)`` windows: the relative offset along each
-    axis, ``d_i in [-(M_i - 1), M_i - 1]``, is shifted to ``[0, 2 M_i - 2]`` and the axes are
-    combined in mixed radix ``(2 M_i - 1)``, so the table has ``prod(2 M_i - 1)`` rows.
-
-    Returns:
-        ``(N, N)`` long tensor with ``N = prod(window)``.
-    """
-    grids = torch.meshgrid(*[torch.arange(m) for m in window], indexing="ij")
-    coords = torch.stack([g.flatten() for g in grids])  # (D, N)
-    rel = coords[:, :, None] - coords[:, None, :]  # (D, N, N): query minus key
-    index = torch.zeros(rel.shape[1:], dtype=torch.long)
-    for axis, m in enumerate(window):
-        index = index * (2 * m - 1) + (rel[axis] + m - 1)
-    return index
-
-
-def _region_labels(size: int, window: int, shift: int) -> torch.Tensor:
-    """Label positions ``0..size-1`` of one axis by the sub-window they came from before the roll."""
-    pos = torch.arange(size)
-    if shift == 0:
-        return torch.zeros(size, dtype=torch.long)
-    return (pos >= size - window).long() + (pos >= size - shift).long()
-
-
-def shifted_window_mask(size: tuple[int, ...], window: tuple[int, ...], shift: tuple[int, ...],
-                        neg: float = -100.0) -> torch.Tensor:
-    """Additive attention mask of shifted-window attention (paper Sec. 3.2, Fig. 4).
-
-    After the cyclic shift by ``-shift``, a window at the border holds tokens from up to
-    ``2^D`` regions that were not adjacent in the original map; tokens may only attend to tokens
-    of the same region.
-
-    Args:
-        size: Feature-map size per axis, e.g. ``(H, W)`` or ``(T, H, W)``, divisible by ``window``.
-        window: Window size per axis.
-        shift: Shift per axis (0 = no shift on that axis).
-        neg: Value added to forbidden pairs (the authors use -100).
-
-    Returns:
-        ``(nW, N, N)`` float tensor of 0 and ``neg``, ``N = prod(window)``.
-    """
-    labels = torch.zeros(size, dtype=torch.long)
-    for axis, (s, m, sh) in enumerate(zip(size, window, shift)):
-        shape = [1] * len(size)
-        shape[axis] = s
-        labels = labels * 3 + _region_labels(s, m, sh).view(shape)
-    # partition the label map exactly like the tokens
-    d = len(size)
-    view = []
-    for s, m in zip(size, window):
-        view += [s // m, m]
-    perm = list(range(0, 2 * d, 2)) + list(range(1, 2 * d, 2))
-    lw = labels.view(view).permute(perm).reshape(-1, math.prod(window))
-    diff = lw[:, None, :] != lw[:, :, None]
-    return torch.zeros(diff.shape).masked_fill(diff, neg)
-
-
-class DropPath(nn.Module):
-    """Stochastic depth: drop the residual branch of whole samples with probability ``p`` (train only)."""
-
-    def __init__(self, p: float = 0.0) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x: (B, ...)`` -> same shape."""
-        if self.p == 0.0 or not self.training:
-            return x
-        keep = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device, dtype=x.dtype) >= self.p
-        return x * keep / (1.0 - self.p)
-
-
-class Mlp(nn.Module):
-    """Two-layer MLP with GELU (the FFN of a transformer block): ``(..., C) -> (..., C)``."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+SIZES: dict[str, dict] = {
+    "swin_t": {"embed_dim": 96, "depths": (2, 2, 6, 2), "num_heads": (3, 6, 12, 24), "drop_path_rate": 0.2},
+    "swin_s": {"embed_dim": 96, "depths": (2, 2, 18, 2), "num_heads": (3, 6, 12, 24), "drop_path_rate": 0.3},
+    "swin_b": {"embed_dim": 128, "depths": (2, 2, 18, 2), "num_heads": (4, 8, 16, 32), "drop_path_rate": 0.5},
+}
+"""Config fields of the paper's sizes (Sec. 3.3): channels ``C``, blocks per stage, heads per stage, and
+the stochastic-depth rate of the authors' ImageNet-1K recipes (microsoft/Swin-Transformer,
+``configs/swin/swin_{tiny,small,base}_patch4_window7_224.yaml``).  Swin-L (C 192) is pre-trained on
+ImageNet-22K only and is not registered."""
 
 
 # ----------------------------------------------------------------------------- modules
-
-
-class WindowAttention(nn.Module):
-    """Multi-head self-attention inside windows with relative position bias (paper eq. 4).
-
-    Args:
-        dim: Channels ``C``.
-        window: Window size per axis (2-D here; the same class is reused by Video Swin in 3-D).
-        num_heads: Number of heads (``C`` must be divisible by it).
-        qkv_bias: Bias of the q/k/v projection.
-    """
-
-    def __init__(self, dim: int, window: tuple[int, ...], num_heads: int, qkv_bias: bool = True) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} not divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
-        self.window = tuple(window)
-        table_rows = 1
-        for m in self.window:
-            table_rows *= 2 * m - 1
-        self.relative_position_bias_table = nn.Parameter(torch.zeros(table_rows, num_heads))
-        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-        self.register_buffer("relative_position_index", relative_position_index(self.window), persistent=False)
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-
-    def relative_bias(self, n: int) -> torch.Tensor:
-        """Bias ``B`` of eq. (4) for the first ``n`` tokens of the window: ``(heads, n, n)``."""
-        idx = self.relative_position_index[:n, :n]
-        return self.relative_position_bias_table[idx.reshape(-1)].view(n, n, -1).permute(2, 0, 1)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Attention within each window.
-
-        Args:
-            x: ``(B * nW, N, C)`` tokens of each window.
-            mask: ``(nW, N, N)`` additive mask of shifted windows, or ``None``.
-
-        Returns:
-            ``(B * nW, N, C)``.
-        """
-        bw, n, c = x.shape
-        q, k, v = self.qkv(x).view(bw, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
-        bias = self.relative_bias(n).unsqueeze(0)  # (1, heads, N, N)
-        if mask is not None:
-            nw = mask.shape[0]
-            bias = (bias.unsqueeze(1) + mask.to(x.dtype)[None, :, None]).expand(bw // nw, -1, -1, -1, -1)
-            bias = bias.reshape(bw, self.num_heads, n, n)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
-        return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
 
 class SwinBlock(nn.Module):
@@ -332,23 +162,6 @@ class SwinBlock(nn.Module):
             y = torch.roll(y, shifts=self.shift, dims=(1, 2))
         x = x + self.drop_path(y)
         return x + self.drop_path(self.mlp(self.norm2(x)))
-
-
-class PatchMerging(nn.Module):
-    """Patch merging (Sec. 3.1): 2x2 neighbouring tokens concatenated (4C), LayerNorm, linear to 2C.
-
-    Works on any leading dimensions: ``(..., H, W, C) -> (..., H/2, W/2, 2C)``.
-    """
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(4 * dim)
-        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # order of the four neighbours as in the authors' code: (0,0), (1,0), (0,1), (1,1) in (row, col)
-        x = torch.cat([x[..., 0::2, 0::2, :], x[..., 1::2, 0::2, :], x[..., 0::2, 1::2, :], x[..., 1::2, 1::2, :]], -1)
-        return self.reduction(self.norm(x))
 
 
 class SwinStage(nn.Module):
@@ -397,7 +210,7 @@ class SwinTransformer(nn.Module):
         self.num_features = dim
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, cfg.num_classes)
-        self.apply(_init_weights)
+        self.apply(swin_trunc_normal_init)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``x: (B, 3, H, W)`` -> normalised last-stage tokens ``(B, H/32, W/32, 8C)`` (for patch 4)."""
@@ -408,16 +221,6 @@ class SwinTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x: (B, 3, H, W)`` in the model's normalisation -> logits ``(B, num_classes)``."""
         return self.head(self.forward_features(x).mean(dim=(1, 2)))
-
-
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
 
 
 def middle_frame(config: SwinConfig, clip: torch.Tensor) -> torch.Tensor:
@@ -456,22 +259,50 @@ def load_state_dict_from(library: str, state_dict: dict) -> dict:
     return out
 
 
+_PAPER = "paper (arXiv 2103.14030), Table 1(a), ImageNet-1K, 224x224"
+_README = "microsoft/Swin-Transformer README (commit f82860b), ImageNet-1K model table"
+_FLOPS_NOTE = "the paper's FLOPs count multiply-adds (1 MAC = 1 FLOP)"
+
+
 @register_model(
     "liu2021swin",
     alias="swin",
     stage=2,
     config=SwinConfig,
-    reported=(Reported("params_m", 28.0, "paper, Table 1", note="Swin-T, ImageNet-1K, 224x224",
-                       kind="paper", tolerance_pct=3.6),
-              Reported("gmacs", 4.5, "paper, Table 1",
-                       note="Swin-T at 224x224; the paper's FLOPs count multiply-adds (1 MAC = 1 FLOP)",
-                       kind="paper", tolerance_pct=2.2)),
+    reported=(Reported("params_m", 29.0, _PAPER, note="Swin-T", kind="paper", tolerance_pct=3.4),
+              Reported("params_m", 28.0, _README, note="Swin-T (rounded to 1 M)", kind="release",
+                       tolerance_pct=3.6),
+              Reported("gmacs", 4.5, _PAPER, note="Swin-T; " + _FLOPS_NOTE, kind="paper", tolerance_pct=2.2)),
     temporal=False,
     clip_to_input=middle_frame,
 )
 def swin(config: SwinConfig) -> SwinTransformer:
-    """Build a Swin Transformer image classifier from ``config``."""
+    """Build a Swin Transformer image classifier from ``config`` (``paper()``: Swin-T)."""
     return SwinTransformer(config)
+
+
+def _last_digit_pct(value: float, unit: float) -> float:
+    """Tolerance (%) of a rounded figure: one unit of its last digit, at least 0.5 % (see ``Reported``)."""
+    return max(0.5, round(100 * unit / value, 1))
+
+
+def _register_size(name: str, title: str, recipe: str, paper_params: float, readme_params: float,
+                   gmacs: float) -> None:
+    register_variant(
+        name, of="liu2021swin", paper_overrides=SIZES[name],
+        reported=(Reported("params_m", paper_params, _PAPER, note=title, kind="paper",
+                           tolerance_pct=_last_digit_pct(paper_params, 1.0)),
+                  Reported("params_m", readme_params, _README, note=f"{title} (rounded to 1 M)", kind="release",
+                           tolerance_pct=_last_digit_pct(readme_params, 1.0)),
+                  Reported("gmacs", gmacs, _PAPER, note=f"{title}; {_FLOPS_NOTE}", kind="paper",
+                           tolerance_pct=_last_digit_pct(gmacs, 0.1))),
+        description=f"{title} at 224x224 (paper Sec. 3.3, Table 1(a); recipe configs/swin/{recipe}.yaml)",
+    )
+
+
+_register_size("swin_t", "Swin-T", "swin_tiny_patch4_window7_224", 29.0, 28.0, 4.5)
+_register_size("swin_s", "Swin-S", "swin_small_patch4_window7_224", 50.0, 50.0, 8.7)
+_register_size("swin_b", "Swin-B", "swin_base_patch4_window7_224", 88.0, 88.0, 15.4)
 
 
 def reference_model(config: SwinConfig):
@@ -490,9 +321,32 @@ def reference_model(config: SwinConfig):
                     drop_path_rate=config.drop_path_rate, num_classes=config.num_classes).eval()
 
 
-@register_check("liu2021swin", "reference", evidence="self-consistency")
+def _layer_table_gap(name: str) -> dict:
+    """Our ``paper()`` config of size ``name`` vs timm's model of that size, both built on the meta device.
+
+    Returns the parameter counts and the keys whose name or shape differ after
+    :func:`load_state_dict_from` (an empty list when the two layer tables agree).
+    """
+    cfg = SwinConfig(**SIZES[name])
+    with torch.device("meta"):
+        ours = SwinTransformer(cfg)
+        ref = reference_model(cfg)
+    mapped = {k: tuple(v.shape) for k, v in load_state_dict_from("timm", ref.state_dict()).items()}
+    own = {k: tuple(v.shape) for k, v in ours.state_dict().items() if not k.endswith(("relative_position_index",
+                                                                                      "attn_mask"))}
+    differ = sorted(k for k in mapped.keys() | own.keys() if mapped.get(k) != own.get(k))
+    return {"params": sum(p.numel() for p in ours.parameters()), "timm_params": sum(p.numel() for p in ref.parameters()),
+            "differing_keys": differ}
+
+
+@register_check("liu2021swin", "reference", evidence="independent-reference")
 def _swin_matches_timm() -> dict:
-    """Same weights in ``timm.models.swin_transformer.SwinTransformer`` and ours: compare logits."""
+    """Ours vs ``timm.models.swin_transformer.SwinTransformer``: logits with the same weights, and layer tables.
+
+    A 3-stage model with shifted windows gets timm's random weights (relative-position tables drawn
+    with std 1 so that the bias matters) and both compute logits; then Swin-T, -S and -B are built by
+    both libraries and their (name, shape) tables are compared after the key mapping.
+    """
     torch.manual_seed(0)
     cfg = SwinConfig(num_classes=10, img_size=64, patch_size=4, embed_dim=24, depths=(2, 2, 2), num_heads=(2, 3, 6),
                      window_size=4, drop_path_rate=0.0)
@@ -510,10 +364,15 @@ def _swin_matches_timm() -> dict:
     with torch.no_grad():
         diff = (ours(x) - ref(x)).abs().max().item()
     tol = 1e-5
+    tables = {name: _layer_table_gap(name) for name in SIZES}
+    same_tables = all(not t["differing_keys"] and t["params"] == t["timm_params"] for t in tables.values())
+    counts = ", ".join(f"{n} {t['params'] / 1e6:.2f} M (timm {t['timm_params'] / 1e6:.2f} M)" for n, t in tables.items())
     return {
-        "passed": diff <= tol,
-        "summary": f"logits vs timm SwinTransformer (same weights, 3 stages, shifted windows): max abs diff {diff:.2e}",
+        "passed": diff <= tol and same_tables,
+        "summary": (f"logits vs timm SwinTransformer (same weights, 3 stages, shifted windows): max abs diff {diff:.2e}; "
+                    f"layer tables {'equal' if same_tables else 'DIFFER'} at {counts}"),
         "max_abs_diff": diff,
         "tolerance": tol,
+        "layer_tables": tables,
         "reference": "timm.models.swin_transformer.SwinTransformer",
     }

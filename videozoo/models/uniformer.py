@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videozoo.models.swin import DropPath
+from videozoo.layers.drop import DropPath
 from videozoo.registry import Reported, register_check, register_model
 
 __all__ = ["UniFormerConfig", "UniFormer", "DPE", "LocalMHRA", "GlobalMHRA", "LocalBlock", "GlobalBlock"]

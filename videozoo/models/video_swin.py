@@ -39,8 +39,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from videozoo.layers.attention import Mlp
 from videozoo.layers.checkpoint import run_block
-from videozoo.models.swin import DropPath, Mlp, PatchMerging, WindowAttention, _init_weights, shifted_window_mask
+from videozoo.layers.drop import DropPath
+from videozoo.layers.window_attention import (PatchMerging, WindowAttention, shifted_window_mask,
+                                              swin_trunc_normal_init)
 from videozoo.registry import Reported, register_check, register_model
 
 __all__ = ["VideoSwinConfig", "VideoSwinTransformer", "VideoSwinBlock", "window_partition_3d",
@@ -209,7 +212,7 @@ class VideoSwinTransformer(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, cfg.num_classes)
         self.grad_checkpointing = False
-        self.apply(_init_weights)  # linear layers trunc_normal(0.02), zero biases (the authors' code)
+        self.apply(swin_trunc_normal_init)  # linear layers trunc_normal(0.02), zero biases (the authors' code)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each block's activations in the backward pass instead of storing them

@@ -32,13 +32,13 @@ from functools import partial
 import torch
 from torch import nn
 
-from videozoo.layers.attention import Block
+from videozoo.layers.attention import Block, convert_hf_encoder_layers
 from videozoo.layers.checkpoint import run_block
 from videozoo.layers.init import trunc_normal_init
 from videozoo.layers.patch_embed import PatchEmbed
 from videozoo.registry import Reported, register_check, register_model
 
-__all__ = ["ViTConfig", "VisionTransformer", "vit", "load_state_dict_from", "convert_hf_encoder_layers",
+__all__ = ["ViTConfig", "VisionTransformer", "vit", "load_state_dict_from",
            "reference_model"]
 
 
@@ -168,56 +168,6 @@ def vit(config: ViTConfig) -> VisionTransformer:
 
 
 # --------------------------------------------------------------------------- key mapping
-
-
-def convert_hf_encoder_layers(sd: dict, src_prefix: str, dst_prefix: str) -> dict:
-    """Convert Hugging Face ViT-style encoder layers to our :class:`Block` names.
-
-    Handles both the current layout (``{src_prefix}{i}.attention.q_proj`` ... ``o_proj``,
-    ``mlp.fc1/fc2``, ``layernorm_before/after``) and the older one
-    (``attention.attention.query/key/value``, ``attention.output.dense``,
-    ``intermediate.dense``, ``output.dense``); separate q/k/v weights are concatenated
-    into our fused ``qkv``.
-
-    Args:
-        sd: Source state dict (only keys starting with ``src_prefix`` are used).
-        src_prefix: e.g. ``"vit.layers."`` or ``"vit.encoder.layer."``.
-        dst_prefix: e.g. ``"blocks."``.
-
-    Returns:
-        A new dict with our key names.
-    """
-    renames = {
-        "layernorm_before": "norm1",
-        "layernorm_after": "norm2",
-        "attention.o_proj": "attn.proj",
-        "attention.output.dense": "attn.proj",
-        "mlp.fc1": "mlp.fc1",
-        "mlp.fc2": "mlp.fc2",
-        "intermediate.dense": "mlp.fc1",
-        "output.dense": "mlp.fc2",
-    }
-    qkv_names = {
-        "q": ("attention.q_proj", "attention.attention.query"),
-        "k": ("attention.k_proj", "attention.attention.key"),
-        "v": ("attention.v_proj", "attention.attention.value"),
-    }
-    out: dict = {}
-    layers = sorted({int(k[len(src_prefix):].split(".")[0]) for k in sd if k.startswith(src_prefix)})
-    for i in layers:
-        src, dst = f"{src_prefix}{i}.", f"{dst_prefix}{i}."
-        for kind in ("weight", "bias"):
-            parts = []
-            for names in qkv_names.values():
-                key = next((src + n + "." + kind for n in names if src + n + "." + kind in sd), None)
-                if key is not None:
-                    parts.append(sd[key])
-            if len(parts) == 3:
-                out[dst + "attn.qkv." + kind] = torch.cat(parts, dim=0)
-            for old, new in renames.items():
-                if src + old + "." + kind in sd:
-                    out[dst + new + "." + kind] = sd[src + old + "." + kind]
-    return out
 
 
 def load_state_dict_from(library: str, state_dict: dict) -> dict:

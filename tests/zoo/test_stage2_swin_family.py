@@ -6,6 +6,7 @@ same weights, explicit loops and einsums, or ``torch.nn.MultiheadAttention``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 import videozoo
+from videozoo.layers.attention import QuickGELU
 from videozoo.models import mtv as mtv_mod
 from videozoo.models import swin as swin_mod
 from videozoo.models import uniformer as uf_mod
@@ -248,29 +250,147 @@ def test_uniformer_paper_config_matches_survey_params():
 # ----------------------------------------------------------------------------- UniFormerV2
 
 
-def test_uniformerv2_inflation_check():
+def test_uniformerv2_recipes_have_the_release_parameter_counts():
+    """paper() and both variants are the release's recipes: counts equal the authors' code's (114.55 M, 162.99 M)."""
+    counts = {}
+    for name in ("uniformerv2", "uniformerv2_b16_k400", "uniformerv2_b16_ssv2"):
+        with torch.device("meta"):
+            counts[name] = sum(p.numel() for p in videozoo.create(name).parameters())
+        reported = [r.value for r in videozoo.get_spec(name).reported if r.metric == "params_m"]
+        assert abs(counts[name] / 1e6 - reported[0]) / reported[0] < 0.005
+    assert counts == {"uniformerv2": 114_552_208, "uniformerv2_b16_k400": 114_552_208, "uniformerv2_b16_ssv2": 162_992_814}
+    ssv2 = videozoo.make_config("uniformerv2_b16_ssv2", "paper")
+    assert (ssv2.lmhra, ssv2.temporal_downsample, ssv2.num_global, ssv2.num_frames) == ("double", True, 8, 16)
+    tiny = videozoo.make_config("uniformerv2_b16_ssv2", "tiny")
+    assert (tiny.lmhra, tiny.temporal_downsample, tiny.num_global) == ("double", True, 2)
+
+
+def test_uniformerv2_reference_check_passes_and_can_fail(monkeypatch):
+    spec = videozoo.get_spec("uniformerv2")
+    assert spec.check_evidence == {"reference": "independent-reference", "inflation": "independent-reference"}
+    res = spec.checks["reference"]()
+    assert res["passed"], res["summary"]
+    assert all(not t["differing_keys"] for t in res["tables"].values())
+    # an LT_MHRA whose temporal convolution looks one frame too far must change the double-LT_MHRA logits
+    monkeypatch.setattr(uf2_mod.LocalTemporalMHRA, "forward",
+                        lambda self, x: self.expand(self.temporal(self.reduce(self.norm(x))).roll(1, dims=2)))
+    res = spec.checks["reference"]()
+    assert not res["passed"] and res["outputs"]["ssv2_design"]["max_abs_diff"] > 1e-4
+    assert res["outputs"]["k400_design"]["max_abs_diff"] <= 1e-5  # that design has no LT_MHRA
+
+
+def test_uniformerv2_reference_tables_catch_a_missing_parameter(monkeypatch):
+    ref = uf2_mod._reference_table()
+    ref["recipes"]["k400_b16_f8x224"]["layer_table"] = [
+        row for row in ref["recipes"]["k400_b16_f8x224"]["layer_table"] if row[0] != "transformer.balance"]
+    monkeypatch.setattr(uf2_mod, "_reference_table", lambda: ref)
+    res = videozoo.get_spec("uniformerv2").checks["reference"]()
+    assert not res["passed"] and res["tables"]["k400_b16_f8x224"]["differing_keys"] == ["balance"]
+
+
+def test_uniformerv2_release_keys_load_strictly_and_unknown_keys_fail():
+    from videozoo.reference_tables import seeded_state_dict
+
+    vec = uf2_mod._reference_table()["test_vectors"]["ssv2_design"]
+    model = uf2_mod.UniFormerV2(uf2_mod.UniFormerV2Config(**vec["videozoo_config"]))
+    release = {"backbone." + k: v for k, v in seeded_state_dict(vec["layer_table"], 0).items()}
+    model.load_state_dict(uf2_mod.load_state_dict_from("uniformerv2", release))  # strict: every key has a place
+    with pytest.raises(ValueError, match="no counterpart"):
+        uf2_mod.load_state_dict_from("uniformerv2", {"transformer.extra.weight": torch.zeros(1)})
+    with pytest.raises(ValueError, match="unknown library"):
+        uf2_mod.load_state_dict_from("timm", {})
+
+
+def test_uniformerv2_inflation_check_passes_and_breaks_when_lmhra_is_not_zero():
+    open_clip = pytest.importorskip("open_clip")
     res = videozoo.get_spec("uniformerv2").checks["inflation"]()
-    assert res["passed"], res
-    assert res["unloaded_vit_keys"] == []
-
-
-def test_uniformerv2_inflation_breaks_when_lmhra_is_not_zero():
-    timm_vit = pytest.importorskip("timm.models.vision_transformer")
+    assert res["passed"], res["summary"]
+    assert res["unloaded_clip_keys"] == {"none": [], "double": []}
     torch.manual_seed(8)
+    vit = open_clip.transformer.VisionTransformer(image_size=16, patch_size=8, width=24, layers=2, heads=2,
+                                                  mlp_ratio=4.0, output_dim=8, act_layer=QuickGELU).eval()
     cfg = uf2_mod.UniFormerV2Config(num_classes=5, num_frames=4, img_size=16, patch_size=8, embed_dim=24, depth=2,
-                                    num_heads=2, num_global=1)
-    vit = timm_vit.VisionTransformer(img_size=16, patch_size=8, embed_dim=24, depth=2, num_heads=2).eval()
+                                    num_heads=2, num_global=1, lmhra="double")
     model = uf2_mod.UniFormerV2(cfg).eval()
-    model.load_state_dict(uf2_mod.load_state_dict_from("timm", vit.state_dict()), strict=False)
-    frames = torch.rand(2, 3, 4, 16, 16)  # four different frames
+    model.load_state_dict(uf2_mod.load_state_dict_from("clip", vit.state_dict()), strict=False)
+    clip = torch.rand(2, 3, 4, 16, 16)  # four different frames
     with torch.no_grad():
-        ref = torch.stack([vit.forward_features(frames[:, :, t]) for t in range(4)], 1)
-        tokens, _ = model.forward_backbone(frames)
-        assert (tokens.reshape(2, 4, *tokens.shape[1:]) - ref).abs().max() <= 1e-5  # zero-init: frame-wise ViT
+        ref = vit.forward_intermediates(clip.transpose(1, 2).reshape(8, 3, 16, 16), intermediates_only=True,
+                                        output_fmt="NLC", output_extra_tokens=True)
+        last = torch.cat([ref["image_intermediates_prefix"][-1], ref["image_intermediates"][-1]], 1)
+        assert (model.forward_features(clip)[1] - last).abs().max() <= 1e-5  # zero-init: frame-wise CLIP ViT
         for blk in model.blocks:
-            nn.init.normal_(blk.lmhra.expand.weight, std=0.5)
-        tokens, _ = model.forward_backbone(frames)
-        assert (tokens.reshape(2, 4, *tokens.shape[1:]) - ref).abs().max() > 1e-3
+            nn.init.normal_(blk.lmhra1.expand.weight, std=0.5)
+        assert (model.forward_features(clip)[1] - last).abs().max() > 1e-3
+
+
+def test_uniformerv2_clip_patch_kernel_is_inflated_at_the_centre():
+    cfg = videozoo.make_config("uniformerv2_b16_ssv2", "tiny")
+    w = torch.randn(32, 3, 8, 8)
+    sd = uf2_mod.load_state_dict_from("clip", {"visual.conv1.weight": w}, config=cfg)
+    k = sd["patch_embed.proj.weight"]
+    assert k.shape == (32, 3, 3, 8, 8) and torch.equal(k[:, :, 1], w) and k[:, :, [0, 2]].abs().max() == 0
+
+
+def test_uniformerv2_temporal_downsampling_halves_the_frames():
+    model = videozoo.create("uniformerv2_b16_ssv2", "tiny").eval()
+    assert model.frames == 4
+    with torch.no_grad():
+        assert model.embed(torch.rand(2, 3, 8, 32, 32)).shape == (2 * 4, 1 + 16, 32)
+    with pytest.raises(ValueError, match="even num_frames"):
+        uf2_mod.UniFormerV2(dataclasses.replace(videozoo.make_config("uniformerv2_b16_ssv2", "tiny"), num_frames=7))
+
+
+def _explicit_lt_mhra(m: "uf2_mod.LocalTemporalMHRA", x: torch.Tensor) -> torch.Tensor:
+    """Eq. 1's LT_MHRA written out: BatchNorm from its statistics, einsum, an explicit temporal sum."""
+    bn = m.norm
+    view = (1, -1, 1, 1, 1)
+    y = (x - bn.running_mean.view(view)) / torch.sqrt(bn.running_var.view(view) + bn.eps) * bn.weight.view(view) \
+        + bn.bias.view(view)
+    r = torch.einsum("oc,bcthw->bothw", m.reduce.weight[:, :, 0, 0, 0], y) + m.reduce.bias.view(view)
+    k, t = m.temporal.weight.shape[2], r.shape[2]
+    conv = m.temporal.bias.view(view).expand_as(r).clone()
+    for ti in range(t):
+        for j in range(k):
+            if 0 <= ti + j - k // 2 < t:
+                conv[:, :, ti] += m.temporal.weight[:, 0, j, 0, 0].view(1, -1, 1, 1) * r[:, :, ti + j - k // 2]
+    return torch.einsum("oc,bcthw->bothw", m.expand.weight[:, :, 0, 0, 0], conv) + m.expand.bias.view(view)
+
+
+def test_uniformerv2_lt_mhra_equals_explicit_computation():
+    torch.manual_seed(0)
+    m = uf2_mod.LocalTemporalMHRA(6, reduction=1.5, kernel=3).eval()
+    with torch.no_grad():
+        for p in (m.expand.weight, m.expand.bias, m.norm.weight, m.norm.bias, m.norm.running_mean):
+            p.normal_()
+        m.norm.running_var.uniform_(0.5, 2.0)
+        x = torch.randn(2, 6, 5, 3, 4)
+        assert (m(x) - _explicit_lt_mhra(m, x)).abs().max() <= 1e-5
+
+
+def test_uniformerv2_cross_attention_equals_torch_multihead_attention():
+    torch.manual_seed(0)
+    m = uf2_mod.CrossAttention(32, 4).eval()
+    ref = nn.MultiheadAttention(32, 4, batch_first=True).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.2)
+        ref.in_proj_weight.copy_(torch.cat([m.q.weight, m.kv.weight]))
+        ref.in_proj_bias.copy_(torch.cat([m.q.bias, m.kv.bias]))
+        ref.out_proj.weight.copy_(m.proj.weight)
+        ref.out_proj.bias.copy_(m.proj.bias)
+        q, kv = torch.randn(2, 1, 32), torch.randn(2, 3 * 17, 32)
+        assert (m(q, kv) - ref(q, kv, kv, need_weights=False)[0]).abs().max() <= 1e-5
+
+
+def test_uniformerv2_global_blocks_start_as_identity_and_balance_is_per_channel():
+    model = videozoo.create("uniformerv2", "tiny").eval()
+    assert model.balance.shape == (32,) and not model.balance.any() and not model.query.any()
+    for blk in model.global_blocks:
+        assert not blk.attn.proj.weight.any() and not blk.mlp.fc2.weight.any() and not blk.dpe.bias.any()
+    with torch.no_grad():
+        query, tokens = model.forward_features(torch.rand(2, 3, 8, 32, 32))
+    assert not query.any()  # zero query through identity blocks
 
 
 def test_uniformerv2_lmhra_mixes_only_along_time():
@@ -291,16 +411,18 @@ def test_uniformerv2_global_block_attends_to_all_frames():
     torch.manual_seed(10)
     cfg = uf2_mod.UniFormerV2Config.tiny()
     blk = uf2_mod.GlobalUniBlock(cfg).eval()
+    with torch.no_grad():
+        for p in (blk.attn.proj.weight, blk.mlp.fc2.weight):
+            p.normal_(0, 0.2)
     tokens = torch.randn(2 * cfg.num_frames, 1 + 16, cfg.embed_dim)
     q = torch.randn(2, 1, cfg.embed_dim)
     with torch.no_grad():
-        out = blk(q, tokens, (4, 4))
+        out = blk(q, tokens, cfg.num_frames, (4, 4))
         tokens2 = tokens.clone()
         tokens2[cfg.num_frames - 1, 5] += 1.0  # last frame of sample 0
-        out2 = blk(q, tokens2, (4, 4))
+        out2 = blk(q, tokens2, cfg.num_frames, (4, 4))
     assert out.shape == (2, 1, cfg.embed_dim)
     assert (out2[0] - out[0]).abs().max() > 1e-6 and torch.equal(out2[1], out[1])
-
 
 # ----------------------------------------------------------------------------- MTV
 
@@ -365,14 +487,3 @@ def test_mtv_fusion_flows_from_view_i_to_view_i_plus_1():
         w0.add_(0.5 * torch.randn(w0.shape, generator=torch.Generator().manual_seed(0)))  # view 0's tokenizer
         after2 = model.encode_views(x)
         assert (after2[1] - after[1]).abs().max() > 1e-2
-
-
-def test_uniformerv2_piece_checks_pass_and_can_fail(monkeypatch):
-    from videozoo.models import uniformerv2 as u2
-
-    result = u2._uniformerv2_pieces()
-    assert result["passed"] and result["max_abs_diff"] <= 1e-5
-    # a temporal convolution that looked one frame too far ahead must be caught
-    monkeypatch.setattr(u2.LocalTemporalMHRA, "forward",
-                        lambda self, x: self.expand(self.temporal(self.reduce(self.norm(x))).roll(1, dims=2)))
-    assert u2.check_lt_mhra() > 1e-3

@@ -1,14 +1,20 @@
-"""Layer tables of the authors' released models, and the comparison with a videozoo model.
+"""Recorded facts about the authors' released models, and the comparison with a videozoo model.
 
-Each ``<name>.json`` file beside this module lists the state dict of a model built with the
-authors' released code (random weights, on a CPU): every entry's name, shape and whether it
-is a parameter or a buffer, with the repository, commit, constructor call and total
-parameter count in its header. The tables are data: no code of the authors is imported at
-test time, and nothing in videozoo produced them.
+Each ``<name>.json`` file beside this module was made by running the authors' released code
+(PyTorch or JAX) outside this repository, at a stated commit, with random weights on a CPU; the
+file names the repository, commit, files and settings, and how it was made
+(``scripts/reference_tables/`` where a script made it).  The tables are data: no code of the
+authors is imported at test time, and nothing in videozoo produced them.  Two kinds exist:
 
-A model file checks itself against its table by mapping the authors' names through its own
-key-mapping function (the one users call to load the authors' checkpoints) and comparing
-every name and shape with its own state dict (:func:`compare_with_table`).
+* Layer tables (``entries``: ``[state-dict name, shape, "param" | "buffer"]`` and the total
+  ``params``), read with :func:`load_table` and compared with :func:`compare_with_table`: a
+  model maps the authors' names through its own key-mapping function (the one users call to
+  load the authors' checkpoints) and compares every name and shape with its own state dict.
+* Tables with outputs (``[name, shape]`` tables and, for tiny configurations, the logits the
+  authors' code computes from weights and inputs drawn by the rules below), used with
+  :func:`seeded_state_dict`, :func:`seeded_input` and :func:`table_gap`.  The draws use NumPy's
+  ``default_rng`` seeded with ``[seed, i]`` for the ``i``-th entry of the table in the authors'
+  order, so the authors' side and ours produce the same numbers without sharing any model code.
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ import json
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
-__all__ = ["TABLE_DIR", "load_table", "table_state_dict", "compare_with_table"]
+__all__ = ["TABLE_DIR", "load_table", "table_state_dict", "compare_with_table", "seeded_array", "seeded_state_dict",
+           "seeded_input", "table_gap", "WEIGHT_STD"]
 
 TABLE_DIR = Path(__file__).resolve().parent
 
@@ -97,3 +105,54 @@ def compare_with_table(
         "own_params": own_params,
         "params_gap_pct": (own_params - authors_params) / authors_params * 100,
     }
+
+
+WEIGHT_STD = 0.1
+"""Standard deviation of every drawn weight (normal, mean 0)."""
+
+
+def seeded_array(name: str, shape: list[int], seed: int, index: int) -> np.ndarray:
+    """The drawn value of table entry ``index`` named ``name``: a float32 array of ``shape``.
+
+    ``N(0, WEIGHT_STD^2)`` for every entry except: normalisation gains (1-D entries named
+    ``...weight`` or ``...scale``) are ``1 + N(0, WEIGHT_STD^2)``; BatchNorm's ``running_var`` is
+    uniform in ``[0.5, 1.5)`` and ``num_batches_tracked`` is 0.
+    """
+    rng = np.random.default_rng([seed, index])
+    if name.endswith("num_batches_tracked"):
+        return np.zeros(shape, dtype=np.int64)
+    if name.endswith("running_var"):
+        return rng.uniform(0.5, 1.5, size=shape).astype(np.float32)
+    draw = rng.standard_normal(size=shape) * WEIGHT_STD
+    if len(shape) == 1 and name.endswith(("weight", "scale")):
+        draw = draw + 1.0
+    return draw.astype(np.float32)
+
+
+def seeded_state_dict(table: list, seed: int) -> dict[str, torch.Tensor]:
+    """Drawn weights for an authors' layer table ``[[name, shape], ...]`` (their names and layouts)."""
+    return {name: torch.from_numpy(seeded_array(name, shape, seed, i)) for i, (name, shape) in enumerate(table)}
+
+
+def seeded_input(shape: list[int], seed: int) -> torch.Tensor:
+    """The drawn input: float32 uniform in ``[0, 1)`` of ``shape``, from ``default_rng(seed)``."""
+    return torch.from_numpy(np.random.default_rng(seed).random(size=shape).astype(np.float32))
+
+
+def table_gap(table: list, convert: Callable[[dict], dict], ours: dict) -> dict:
+    """Compare an authors' layer table with our state dict, through our key mapping.
+
+    Args:
+        table: ``[[name, shape], ...]`` of the authors' model.
+        convert: Our ``load_state_dict_from`` for that library, ``dict -> dict``.
+        ours: Our model's ``state_dict()`` (meta tensors are fine).
+
+    Returns:
+        ``{"differing_keys": [...], "mapped_entries": n}``: our keys whose shape differs from the
+        mapped table, or that only one side has (empty when the tables agree).
+    """
+    mapped = convert({name: torch.empty(shape, device="meta") for name, shape in table})
+    theirs = {k: tuple(v.shape) for k, v in mapped.items()}
+    own = {k: tuple(v.shape) for k, v in ours.items()}
+    differ = sorted(k for k in theirs.keys() | own.keys() if theirs.get(k) != own.get(k))
+    return {"differing_keys": differ, "mapped_entries": len(theirs)}

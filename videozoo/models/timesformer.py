@@ -302,8 +302,14 @@ def init_from_vit(model: TimeSformer, vit_state_dict: dict) -> TimeSformer:
     alias="timesformer",
     stage=2,
     config=TimeSformerConfig,
-    reported=(Reported("params_m", 121.4, "A Survey on Backbones for Deep Video Action Recognition, Table 1",
-                       note="TimeSformer (base, divided attention, 8x224x224)", kind="survey", tolerance_pct=0.5),),
+    reported=(Reported("params_m", 121.566352,
+                       "facebookresearch/TimeSformer at a5ef29a, timesformer/models/vit.py VisionTransformer as "
+                       "TimeSformer(img_size=224, num_classes=400, num_frames=8, attention_type='divided_space_time') "
+                       "builds it, on CPU with random weights",
+                       note="the authors' code; divided attention, 8x224x224, 400 classes",
+                       kind="release", tolerance_pct=0.5),
+              Reported("params_m", 121.4, "A Survey on Backbones for Deep Video Action Recognition, Table 1",
+                       note="TimeSformer (base, divided attention, 8x224x224)", kind="survey", tolerance_pct=0.5)),
     temporal=True,
     # the motion check starts divided and joint attention, as the paper (Sec. 4), from an image
     # model (a ViT trained on single frames); space-only attention is the order-agnostic control.

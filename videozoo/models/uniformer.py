@@ -255,9 +255,13 @@ def _init_weights(m: nn.Module) -> None:
     alias="uniformer",
     stage=2,
     config=UniFormerConfig,
-    reported=(Reported("params_m", 49.8, "A Survey on Backbones for Deep Video Action Recognition, Table 1",
+    reported=(Reported("params_m", 49.8132,
+                       "Sense-X/UniFormer at 52a0415, video_classification/slowfast/models/uniformer.py Uniformer "
+                       "with video_classification/exp/uniformer_b8x8_k400/config.yaml, on CPU with random weights",
+                       note="the authors' code; UniFormer-B, 8x224x224, 400 classes", kind="release", tolerance_pct=0.5),
+              Reported("params_m", 49.8, "A Survey on Backbones for Deep Video Action Recognition, Table 1",
                        note="'UniFormer' row; 49.8 M corresponds to UniFormer-B (= paper() config)",
-                       kind="survey", tolerance_pct=0.5),),
+                       kind="survey", tolerance_pct=0.5)),
     temporal=True,
     motion={"max_steps": 1500},
 )

@@ -451,6 +451,11 @@ def load_state_dict_from(library: str, state_dict: dict, config: UniFormerV2Conf
 
 
 _RELEASE = "OpenGVLab/UniFormerV2 at 722a434, built on CPU with random weights"
+SSV2_DESIGN = {"lmhra": "double", "temporal_downsample": True}
+"""What the SSv2 recipe changes in the design (both configs)."""
+SSV2_SIZES = {"num_frames": 16, "num_classes": 174, "num_global": 8, "drop_path_rate": 0.4,
+              "backbone_drop_path_rate": 0.2}
+"""What it changes in ``paper()`` only."""
 
 
 @register_model(
@@ -463,7 +468,7 @@ _RELEASE = "OpenGVLab/UniFormerV2 at 722a434, built on CPU with random weights"
     temporal=True,
     motion={"lr": 1e-3, "max_steps": 3000, "n_train": 4000},
     # the SSv2 recipe's design on the tiny config: LT_MHRA before attention and MLP, temporal downsampling
-    motion_variants={"ssv2-design": ({"lmhra": "double", "temporal_downsample": True}, True)},
+    motion_variants={"ssv2-design": (SSV2_DESIGN, True)},
 )
 def uniformerv2(config: UniFormerV2Config) -> UniFormerV2:
     """Build UniFormerV2 from ``config`` (randomly initialised; see :func:`load_state_dict_from`)."""
@@ -476,9 +481,6 @@ register_variant(
                        note="the authors' code at the recipe, 400-class head", kind="release", tolerance_pct=0.5),),
     description="UniFormerV2-B/16, release recipe exp/k400/k400_b16_f8x224/config.yaml (= paper())",
 )
-SSV2_DESIGN = {"lmhra": "double", "temporal_downsample": True}
-SSV2_SIZES = {"num_frames": 16, "num_classes": 174, "num_global": 8, "drop_path_rate": 0.4,
-              "backbone_drop_path_rate": 0.2}
 register_variant(
     "uniformerv2_b16_ssv2", of="li2023uniformerv2", overrides=SSV2_DESIGN, paper_overrides=SSV2_SIZES,
     reported=(Reported("params_m", 162.992814, f"{_RELEASE}: exp/sthv2/ssv2_b16_f16x224/config.yaml",

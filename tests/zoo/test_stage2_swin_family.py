@@ -427,63 +427,89 @@ def test_uniformerv2_global_block_attends_to_all_frames():
 # ----------------------------------------------------------------------------- MTV
 
 
-def test_mtv_tokenization_shapes():
-    cfg = mtv_mod.MTVConfig.tiny()
-    model = mtv_mod.MTV(cfg)
+def test_mtv_paper_config_is_the_k400_recipe_with_scenics_parameter_count():
+    cfg = mtv_mod.MTVConfig.paper()
+    assert (cfg.tubelet_t, cfg.view_dims, cfg.fusion_layers) == ((8, 4, 2), (192, 384, 768), (5, 11))
+    with torch.device("meta"):
+        model = mtv_mod.MTV(cfg)
+    assert sum(p.numel() for p in model.parameters()) == 304_270_864
+    assert model.global_norm.normalized_shape == (192 + 384 + 768,)
+    assert [c.shape for c in model.cls_tokens] == [(1, 4, 1, 192), (1, 8, 1, 384), (1, 16, 1, 768)]
+    assert model.slices == 4 and model.global_pos.shape == (1, 1 + 16, 1344)
+
+
+def test_mtv_tokenization_per_slice():
+    model = mtv_mod.MTV(mtv_mod.MTVConfig.tiny())
     views = model.tokenize(torch.rand(2, 3, 8, 32, 32))
-    assert [tuple(v.shape) for v in views] == [(2, 1 + 4 * 16, 32), (2, 1 + 2 * 16, 24)]
-    paper = mtv_mod.MTVConfig.paper()
-    n_sp = (224 // 16) ** 2
-    assert [(paper.num_frames // t) * n_sp for t in paper.tubelet_t] == [16 * 196, 8 * 196, 4 * 196]
+    # 2 slices; view 0 (t=4) has 1 temporal index per slice, view 1 (t=2) has 2, each with its class token
+    assert [tuple(v.shape) for v in views] == [(2 * 2, 1 + 16, 24), (2 * 2, 2 * (1 + 16), 32)]
 
 
-def test_mtv_tubelet_embedding_equals_explicit_flatten():
-    assert mtv_mod.check_tokenization(seed=11) <= 1e-5
+def test_mtv_reference_check_passes_and_can_fail(monkeypatch):
+    spec = videozoo.get_spec("mtv")
+    assert spec.check_evidence == {"reference": "independent-reference"}
+    res = spec.checks["reference"]()
+    assert res["passed"], res["summary"]
+    assert res["differing_keys"] == [] and res["params"] == res["authors_params"] == 304_270_864
+    # repeating each view's class tokens in place (instead of tiling the sequence) must change the logits
+    real = mtv_mod.MTV.global_input
+
+    def interleaved(self, views):
+        b = views[0].shape[0] // self.slices
+        n_max = max(self.time_steps)
+        merged = [z.reshape(b, n, -1, z.shape[-1])[:, :, 0].repeat_interleave(n_max // n, dim=1)
+                  for z, n in zip(views, self.time_steps)]
+        return torch.cat([self.global_cls.expand(b, -1, -1), torch.cat(merged, -1)], 1) + self.global_pos
+
+    monkeypatch.setattr(mtv_mod.MTV, "global_input", interleaved)
+    res = spec.checks["reference"]()
+    assert not res["passed"] and res["max_abs_diff"] > 1e-3
+    monkeypatch.setattr(mtv_mod.MTV, "global_input", real)
 
 
-def test_mtv_cva_equals_explicit_attention():
-    assert mtv_mod.check_cva(seed=12) <= 1e-5
+def test_mtv_scenic_keys_load_strictly():
+    from videozoo.reference_tables import seeded_state_dict
+
+    vec = mtv_mod._reference_table()["test_vector"]
+    cfg = mtv_mod.MTVConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in vec["videozoo_config"].items()})
+    mtv_mod.MTV(cfg).load_state_dict(mtv_mod.load_state_dict_from("scenic", seeded_state_dict(vec["layer_table"], 0),
+                                                                  cfg))
+    with pytest.raises(ValueError, match="unknown library"):
+        mtv_mod.load_state_dict_from("timm", {})
 
 
-def test_mtv_cva_direction():
-    """CVA changes only the query view (i+1) and depends on the key/value view (i)."""
+def test_mtv_cva_and_classifier_start_at_zero():
+    model = mtv_mod.MTV(mtv_mod.MTVConfig.tiny())
+    for layer in model.layers:
+        if layer.cva is not None:
+            assert all(not a.proj.weight.any() and not a.proj.bias.any() for a in layer.cva.attns)
+    assert not model.head.weight.any()
+    w = model.embeds[1].weight  # tubelet t = 2: only the central frame (index 1) is non-zero
+    assert not w[:, :, 0].any() and w[:, :, 1].abs().sum() > 0
+
+
+def test_mtv_cva_queries_view_i_with_keys_from_view_i_plus_1():
+    """CVA changes view i from view i+1's tokens; the last view is never updated by it."""
     torch.manual_seed(13)
-    cva = mtv_mod.CrossViewAttention(12, 16, 4).eval()
-    dst, src = torch.randn(2, 5, 16), torch.randn(2, 9, 12)
+    fusion = mtv_mod.CrossViewFusion((12, 16), (2, 2)).eval()
     with torch.no_grad():
-        out = cva(dst, src)
-        out2 = cva(dst, src + torch.randn_like(src))
-    assert out.shape == dst.shape and (out - out2).abs().max() > 1e-4
+        for a in fusion.attns:
+            a.proj.weight.normal_()
+    v0, v1 = torch.randn(2, 5, 12), torch.randn(2, 9, 16)
+    with torch.no_grad():
+        out = fusion([v0, v1])
+        out2 = fusion([v0, v1 + torch.randn_like(v1)])
+    assert torch.equal(out[1], v1) and (out[0] - out2[0]).abs().max() > 1e-4
 
 
-def test_mtv_global_encoder_input_is_projected_class_tokens():
+def test_mtv_global_input_tiles_class_tokens_in_time():
     torch.manual_seed(14)
     model = mtv_mod.MTV(mtv_mod.MTVConfig.tiny()).eval()
     with torch.no_grad():
         views = model.encode_views(torch.rand(2, 3, 8, 32, 32))
         g = model.global_input(views)
-        assert g.shape == (2, 1 + 2, 32)
-        for i, (proj, v) in enumerate(zip(model.global_proj, views)):
-            expected = v[:, 0] @ proj.weight.T + proj.bias + model.global_pos[0, 1 + i]
-            assert (g[:, 1 + i] - expected).abs().max() <= 1e-5
-        assert (g[:, 0] - (model.global_cls[0, 0] + model.global_pos[0, 0])).abs().max() <= 1e-6
-
-
-def test_mtv_fusion_flows_from_view_i_to_view_i_plus_1():
-    """With CVA, view 1's class token depends on view 0's parameters; view 0 never depends on view 1."""
-    torch.manual_seed(15)
-    model = mtv_mod.MTV(mtv_mod.MTVConfig.tiny()).eval()
-    x = torch.rand(1, 3, 8, 32, 32)
-    with torch.no_grad():
-        before = model.encode_views(x)
-        # random perturbations: a constant added to every weight shifts all channels alike,
-        # which the LayerNorms after the tokenizers largely remove
-        w1 = model.embeds[1].proj.weight
-        w1.add_(0.5 * torch.randn(w1.shape, generator=torch.Generator().manual_seed(1)))  # view 1's tokenizer
-        after = model.encode_views(x)
-        assert torch.equal(before[0], after[0])
-        assert (before[1] - after[1]).abs().max() > 1e-2
-        w0 = model.embeds[0].proj.weight
-        w0.add_(0.5 * torch.randn(w0.shape, generator=torch.Generator().manual_seed(0)))  # view 0's tokenizer
-        after2 = model.encode_views(x)
-        assert (after2[1] - after[1]).abs().max() > 1e-2
+    pos = model.global_pos[:, 1:]
+    # view 0 has 2 temporal indices (a, b), view 1 has 4: view 0's part of the sequence is a, b, a, b
+    v0 = views[0].reshape(2, 2, 17, 24)[:, :, 0]
+    assert torch.equal(g[:, 1:, :24], torch.cat([v0, v0], dim=1) + pos[..., :24])
+    assert torch.equal(g[:, 1:, 24:], views[1].reshape(2, 4, 17, 32)[:, :, 0] + pos[..., 24:])

@@ -9,8 +9,9 @@ arXiv 1706.03762, Sec. 3.2, eq. 1).
 The parameter layout (one fused ``qkv`` linear layer, ``proj``, ``fc1``/``fc2``,
 ``norm1``/``norm2``) is the common one of timm, so that state dicts map with few renames.
 Attention is computed with :func:`torch.nn.functional.scaled_dot_product_attention`.
-:func:`convert_hf_encoder_layers` maps Hugging Face ViT-style encoder layers (ViT, ViViT) onto
-these names; :class:`QuickGELU` is CLIP's activation.
+:func:`convert_hf_encoder_layers` maps Hugging Face ViT-style encoder layers (ViT, ViViT) and
+:func:`convert_flax_block` Flax ones (scenic's ViViT and MTV) onto these names; :class:`QuickGELU`
+is CLIP's activation.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Attention", "Mlp", "Block", "QuickGELU", "convert_hf_encoder_layers"]
+from videozoo.layers.drop import DropPath
+
+__all__ = ["Attention", "Mlp", "Block", "QuickGELU", "convert_hf_encoder_layers", "flax_dense", "convert_flax_attention",
+           "convert_flax_block"]
 
 
 class Attention(nn.Module):
@@ -119,6 +123,8 @@ class Block(nn.Module):
         drop: Dropout after the attention projection and in the MLP.
         attn_drop: Dropout on the attention weights.
         act: MLP activation class.
+        hidden: MLP hidden width when it is not ``int(dim * mlp_ratio)`` (MTV's global encoder).
+        drop_path: Stochastic-depth rate of both residual branches (:class:`videozoo.layers.drop.DropPath`).
 
     Shapes: ``(B, L, D) -> (B, L, D)``.
     """
@@ -133,17 +139,20 @@ class Block(nn.Module):
         drop: float = 0.0,
         attn_drop: float = 0.0,
         act: Callable[[], nn.Module] = nn.GELU,
+        hidden: int | None = None,
+        drop_path: float = 0.0,
     ):
         super().__init__()
         self.norm1 = norm_layer(dim)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
         self.norm2 = norm_layer(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), act=act, drop=drop)
+        self.mlp = Mlp(dim, hidden if hidden is not None else int(dim * mlp_ratio), act=act, drop=drop)
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x: (B, L, D)``, optional ``attn_mask`` as in :class:`Attention`; returns ``(B, L, D)``."""
-        x = x + self.attn(self.norm1(x), attn_mask=attn_mask)
-        x = x + self.mlp(self.norm2(x))
+        x = x + self.drop_path(self.attn(self.norm1(x), attn_mask=attn_mask))
+        x = x + self.drop_path(self.mlp(self.norm2(x)))
         return x
 
 
@@ -195,3 +204,55 @@ def convert_hf_encoder_layers(sd: dict, src_prefix: str, dst_prefix: str) -> dic
                 if src + old + "." + kind in sd:
                     out[dst + new + "." + kind] = sd[src + old + "." + kind]
     return out
+
+
+# --------------------------------------------------------------------------- Flax (scenic, big_vision) keys
+
+
+def flax_dense(params: dict, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Flax ``Dense``/``DenseGeneral`` at ``prefix`` as a torch ``nn.Linear`` ``(weight, bias)``.
+
+    Args:
+        params: Flat Flax parameters, ``"/"``-joined names -> tensors (``prefix + "/kernel"`` of shape
+            ``(in..., out...)`` and ``prefix + "/bias"`` of shape ``(out...)``).
+        prefix: The layer's name.
+
+    Returns:
+        ``weight (out, in)`` and ``bias (out,)``, the kernel's input and output axes flattened.
+    """
+    kernel, bias = params[prefix + "/kernel"], params[prefix + "/bias"]
+    return kernel.reshape(-1, bias.numel()).t().contiguous(), bias.reshape(-1)
+
+
+def convert_flax_attention(params: dict, prefix: str, out: dict, dst: str, fused: bool = True) -> None:
+    """Flax multi-head attention (``query``/``key``/``value``/``out`` ``DenseGeneral``s) -> our names.
+
+    Writes ``dst + "qkv.*"`` (``fused``, :class:`Attention`) or ``dst + "q.*"`` and ``dst + "kv.*"``
+    (cross-attention), and ``dst + "proj.*"`` into ``out``.
+    """
+    (wq, bq), (wk, bk), (wv, bv) = (flax_dense(params, f"{prefix}/{n}") for n in ("query", "key", "value"))
+    kernel, bias = params[prefix + "/out/kernel"], params[prefix + "/out/bias"]
+    if fused:
+        out[dst + "qkv.weight"], out[dst + "qkv.bias"] = torch.cat([wq, wk, wv]), torch.cat([bq, bk, bv])
+    else:
+        out[dst + "q.weight"], out[dst + "q.bias"] = wq, bq
+        out[dst + "kv.weight"], out[dst + "kv.bias"] = torch.cat([wk, wv]), torch.cat([bk, bv])
+    out[dst + "proj.weight"], out[dst + "proj.bias"] = kernel.reshape(-1, bias.numel()).t().contiguous(), bias
+
+
+def convert_flax_block(params: dict, names: tuple[str, str, str, str], out: dict, dst: str) -> None:
+    """A Flax pre-norm encoder block -> :class:`Block` keys under ``dst``.
+
+    Args:
+        params: Flat Flax parameters (``"/"``-joined names -> tensors).
+        names: Full names of its first LayerNorm, attention, second LayerNorm and ``MlpBlock``
+            (``Dense_0``, ``Dense_1``), e.g. ``".../LayerNorm_0"``, ``".../MultiHeadDotProductAttention_0"``.
+        out: Dict the converted entries are written into.
+        dst: Our block's prefix, e.g. ``"blocks.3."``.
+    """
+    ln1, attn, ln2, mlp = names
+    for src, tgt in ((ln1, "norm1"), (ln2, "norm2")):
+        out[f"{dst}{tgt}.weight"], out[f"{dst}{tgt}.bias"] = params[src + "/scale"], params[src + "/bias"]
+    convert_flax_attention(params, attn, out, dst + "attn.")
+    for src, tgt in (("Dense_0", "fc1"), ("Dense_1", "fc2")):
+        out[f"{dst}mlp.{tgt}.weight"], out[f"{dst}mlp.{tgt}.bias"] = flax_dense(params, f"{mlp}/{src}")

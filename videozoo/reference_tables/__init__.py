@@ -15,19 +15,24 @@ authors is imported at test time, and nothing in videozoo produced them.  Two ki
   :func:`seeded_state_dict`, :func:`seeded_input` and :func:`table_gap`.  The draws use NumPy's
   ``default_rng`` seeded with ``[seed, i]`` for the ``i``-th entry of the table in the authors'
   order, so the authors' side and ours produce the same numbers without sharing any model code.
+
+Only NumPy is imported at module level (torch inside the functions that make tensors), so that
+the scripts can use the drawing rules beside JAX code without torch.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["TABLE_DIR", "load_table", "table_state_dict", "compare_with_table", "seeded_array", "seeded_state_dict",
-           "seeded_input", "table_gap", "WEIGHT_STD"]
+           "seeded_input_array", "seeded_input", "table_gap", "WEIGHT_STD"]
 
 TABLE_DIR = Path(__file__).resolve().parent
 
@@ -55,6 +60,8 @@ def load_table(name: str) -> dict:
 
 def table_state_dict(table: dict) -> dict[str, torch.Tensor]:
     """The table as a state dict of meta tensors (shapes only), ready for a key-mapping function."""
+    import torch
+
     return {name: torch.empty(shape, device="meta") for name, shape, _ in table["entries"]}
 
 
@@ -80,6 +87,8 @@ def compare_with_table(
         mapping leaves out), ``dropped_params``, ``authors_params``, ``own_params`` and
         ``params_gap_pct`` (ours vs the authors' total, in %).
     """
+    import torch
+
     theirs = table_state_dict(table)
     mapped = map_keys(dict(theirs))
     kinds = {name: kind for name, _, kind in table["entries"]}
@@ -111,32 +120,41 @@ WEIGHT_STD = 0.1
 """Standard deviation of every drawn weight (normal, mean 0)."""
 
 
-def seeded_array(name: str, shape: list[int], seed: int, index: int) -> np.ndarray:
+def seeded_array(name: str, shape: list[int], seed: int, index: int, std: float = WEIGHT_STD) -> np.ndarray:
     """The drawn value of table entry ``index`` named ``name``: a float32 array of ``shape``.
 
-    ``N(0, WEIGHT_STD^2)`` for every entry except: normalisation gains (1-D entries named
-    ``...weight`` or ``...scale``) are ``1 + N(0, WEIGHT_STD^2)``; BatchNorm's ``running_var`` is
-    uniform in ``[0.5, 1.5)`` and ``num_batches_tracked`` is 0.
+    ``N(0, std^2)`` for every entry except: normalisation gains (1-D entries named ``...weight`` or
+    ``...scale``) are ``1 + N(0, std^2)``; BatchNorm's ``running_var`` is uniform in ``[0.5, 1.5)``
+    and ``num_batches_tracked`` is 0.
     """
     rng = np.random.default_rng([seed, index])
     if name.endswith("num_batches_tracked"):
         return np.zeros(shape, dtype=np.int64)
     if name.endswith("running_var"):
         return rng.uniform(0.5, 1.5, size=shape).astype(np.float32)
-    draw = rng.standard_normal(size=shape) * WEIGHT_STD
+    draw = rng.standard_normal(size=shape) * std
     if len(shape) == 1 and name.endswith(("weight", "scale")):
         draw = draw + 1.0
     return draw.astype(np.float32)
 
 
-def seeded_state_dict(table: list, seed: int) -> dict[str, torch.Tensor]:
+def seeded_state_dict(table: list, seed: int, std: float = WEIGHT_STD) -> dict[str, "torch.Tensor"]:
     """Drawn weights for an authors' layer table ``[[name, shape], ...]`` (their names and layouts)."""
-    return {name: torch.from_numpy(seeded_array(name, shape, seed, i)) for i, (name, shape) in enumerate(table)}
+    import torch
+
+    return {name: torch.from_numpy(seeded_array(name, shape, seed, i, std)) for i, (name, shape) in enumerate(table)}
 
 
-def seeded_input(shape: list[int], seed: int) -> torch.Tensor:
+def seeded_input_array(shape: list[int], seed: int) -> np.ndarray:
     """The drawn input: float32 uniform in ``[0, 1)`` of ``shape``, from ``default_rng(seed)``."""
-    return torch.from_numpy(np.random.default_rng(seed).random(size=shape).astype(np.float32))
+    return np.random.default_rng(seed).random(size=shape).astype(np.float32)
+
+
+def seeded_input(shape: list[int], seed: int) -> "torch.Tensor":
+    """:func:`seeded_input_array` as a tensor."""
+    import torch
+
+    return torch.from_numpy(seeded_input_array(shape, seed))
 
 
 def table_gap(table: list, convert: Callable[[dict], dict], ours: dict) -> dict:
@@ -151,6 +169,8 @@ def table_gap(table: list, convert: Callable[[dict], dict], ours: dict) -> dict:
         ``{"differing_keys": [...], "mapped_entries": n}``: our keys whose shape differs from the
         mapped table, or that only one side has (empty when the tables agree).
     """
+    import torch
+
     mapped = convert({name: torch.empty(shape, device="meta") for name, shape in table})
     theirs = {k: tuple(v.shape) for k, v in mapped.items()}
     own = {k: tuple(v.shape) for k, v in ours.items()}

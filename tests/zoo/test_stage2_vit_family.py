@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from functools import partial
 
 import pytest
 import torch
@@ -132,13 +133,25 @@ def test_vit_reads_middle_frame_only():
 # --------------------------------------------------------------------------- ViViT
 
 
+def test_vivit_paper_config_is_the_factorised_encoder_and_variants_are_models_1_to_4():
+    assert vvm.ViViTConfig.paper().variant == "factorised-encoder"
+    table2 = {"vivit_b_st": 88.9, "vivit_b_fe": 115.1, "vivit_b_fsa": 117.3, "vivit_b_fdp": 88.9}
+    for name, params in table2.items():
+        spec = videozoo.get_spec(name)
+        assert spec.reported[0].value == params and "Table 2" in spec.reported[0].source
+        with torch.device("meta"):
+            model = videozoo.create(name)
+        assert abs(sum(p.numel() for p in model.parameters()) / 1e6 - params) / params < 0.005
+        assert videozoo.make_config(name, "tiny").variant == model.config.variant
+
+
 def test_vivit_spatio_temporal_matches_hf():
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    cfg = dataclasses.replace(vvm.ViViTConfig.tiny(), num_classes=5)
+    cfg = dataclasses.replace(vvm.ViViTConfig.tiny(), num_classes=5, variant="spatio-temporal")
     hf = transformers.VivitForVideoClassification(transformers.VivitConfig(
         image_size=32, num_frames=8, tubelet_size=[2, 8, 8], hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=4, intermediate_size=128, hidden_act="gelu", num_labels=5)).eval()
+        num_attention_heads=4, intermediate_size=128, num_labels=5)).eval()  # HF default: gelu_fast (tanh)
     ours = vvm.ViViT(cfg).eval()
     ours.load_state_dict(vvm.load_state_dict_from("hf", hf.state_dict()))
     x = torch.rand(2, 3, 8, 32, 32)
@@ -146,6 +159,40 @@ def test_vivit_spatio_temporal_matches_hf():
         out = hf(pixel_values=x.transpose(1, 2), output_hidden_states=True)
         assert (ours(x) - out.logits).abs().max() < TOL
         assert (ours.forward_features(x) - hf.vivit.layernorm(out.hidden_states[-1])[:, 0]).abs().max() < TOL
+
+
+def test_vivit_reference_check_passes_and_can_fail(monkeypatch):
+    spec = videozoo.get_spec("vivit")
+    assert spec.check_evidence == {"reference": "independent-reference", "inflation": "independent-reference"}
+    res = spec.checks["reference"]()
+    assert res["passed"], res["summary"]
+    assert sorted(res["models"]) == ["vivit_b_fdp", "vivit_b_fe", "vivit_b_fsa", "vivit_b_st"]
+    assert all(not m["differing_keys"] and m["params"] == m["authors_params"] for m in res["models"].values())
+    # spatial heads first (the opposite of scenic's split) must show in model 4's logits only
+    def spatial_heads_first(self, x):
+        B, nt, N, D = x.shape
+        q, k, v = self.qkv(x).reshape(B, nt, N, 3, self.num_heads, self.head_dim).permute(3, 0, 4, 1, 2, 5)
+        half = self.num_heads // 2
+        out_s = nn.functional.scaled_dot_product_attention(q[:, :half], k[:, :half], v[:, :half])
+        qt, kt, vt = (z[:, half:].transpose(2, 3) for z in (q, k, v))
+        out_t = nn.functional.scaled_dot_product_attention(qt, kt, vt).transpose(2, 3)
+        return self.proj(torch.cat([out_s, out_t], dim=1).permute(0, 2, 3, 1, 4).reshape(B, nt, N, D))
+
+    monkeypatch.setattr(vvm.FactorisedDotProductAttention, "forward", spatial_heads_first)
+    res = spec.checks["reference"]()
+    assert not res["passed"] and res["models"]["vivit_b_fdp"]["max_abs_diff"] > 1e-3
+    assert res["models"]["vivit_b_st"]["max_abs_diff"] <= 1e-4
+
+
+def test_vivit_scenic_keys_load_strictly_for_every_model():
+    from videozoo.reference_tables import seeded_state_dict
+
+    for name, rec in vvm._reference_table()["models"].items():
+        vec = rec["test_vector"]
+        cfg = vvm.ViViTConfig(**vec["videozoo_config"])
+        vvm.ViViT(cfg).load_state_dict(vvm.load_state_dict_from("scenic", seeded_state_dict(vec["layer_table"], 0), cfg))
+    with pytest.raises(ValueError, match="unknown library"):
+        vvm.load_state_dict_from("timm", {})
 
 
 def test_vivit_factorised_dot_product_matches_masked_full_attention():
@@ -157,7 +204,7 @@ def test_vivit_factorised_dot_product_matches_masked_full_attention():
     s_idx = torch.arange(N).repeat(nt)
     same_frame = t_idx[:, None] == t_idx[None, :]
     same_place = s_idx[:, None] == s_idx[None, :]
-    allowed = torch.stack([same_frame] * (h // 2) + [same_place] * (h // 2))  # (h, L, L)
+    allowed = torch.stack([same_place] * (h // 2) + [same_frame] * (h // 2))  # (h, L, L): temporal heads first
     with torch.no_grad():
         expected = _explicit_attention(x.reshape(2, nt * N, D), attn.qkv, attn.proj, h, allowed)
         assert (attn(x).reshape(2, nt * N, D) - expected).abs().max() < TOL
@@ -166,7 +213,8 @@ def test_vivit_factorised_dot_product_matches_masked_full_attention():
 def test_vivit_factorised_self_attention_block_matches_masked_attentions():
     torch.manual_seed(0)
     nt, N, D, h = 3, 4, 16, 2
-    blk = vvm.FactorisedSelfAttentionBlock(D, h, 2.0, True, nn.LayerNorm).eval()
+    cfg = dataclasses.replace(vvm.ViViTConfig.tiny(), embed_dim=D, num_heads=h, mlp_ratio=2.0)
+    blk = vvm.FactorisedSelfAttentionBlock(cfg, nn.LayerNorm).eval()
     x = torch.randn(2, nt, N, D)
     t_idx = torch.arange(nt).repeat_interleave(N)
     s_idx = torch.arange(N).repeat(nt)
@@ -187,6 +235,7 @@ def test_vivit_factorised_self_attention_block_matches_masked_attentions():
 def test_vivit_variants_run_and_see_time(variant, embedding):
     torch.manual_seed(0)
     model = videozoo.create("vivit", "tiny", variant=variant, embedding=embedding).eval()
+    nn.init.normal_(model.head.weight, std=0.5)  # the classifier starts at zero, as in scenic
     x = torch.rand(2, 3, 8, 32, 32)
     y = model(x)
     assert y.shape == (2, 8) and torch.isfinite(y).all()
@@ -196,11 +245,19 @@ def test_vivit_variants_run_and_see_time(variant, embedding):
         videozoo.create("vivit", "tiny", variant="axial")
 
 
+def _timm_vit_tanh(cfg):
+    tv = pytest.importorskip("timm.models.vision_transformer")
+    return tv.VisionTransformer(img_size=cfg.img_size, patch_size=cfg.patch_size, embed_dim=cfg.embed_dim,
+                                depth=cfg.depth, num_heads=cfg.num_heads, num_classes=5,
+                                act_layer=partial(nn.GELU, approximate="tanh"),
+                                norm_layer=partial(nn.LayerNorm, eps=1e-6)).eval()
+
+
 @pytest.mark.parametrize("method", ["central-frame", "filter-inflation"])
 def test_vivit_inflation_reproduces_vit(method):
     torch.manual_seed(0)
     cfg = dataclasses.replace(vvm.ViViTConfig.tiny(), variant="factorised-encoder", tubelet_t=4)
-    image_model = vitm.VisionTransformer(vitm.ViTConfig.tiny()).eval()
+    image_model = _timm_vit_tanh(cfg)
     model = vvm.init_from_vit(vvm.ViViT(cfg).eval(), image_model.state_dict(), method=method)
     frame = torch.rand(2, 3, 32, 32)
     clip = frame.unsqueeze(2).repeat(1, 1, 8, 1, 1)

@@ -35,9 +35,10 @@ What this file follows (paper Sec. 3.2, Fig. 3, and the release):
 Configurations (exp/*/config.yaml of the release):
 
 * ``paper()`` = ``uniformerv2_b16_k400``: ``exp/k400/k400_b16_f8x224/config.yaml`` -- ViT-B/16,
-  8x224x224, no local UniBlocks, 4 global blocks on layers 8-11, 400 classes.  The paper's
-  Kinetics-400 results use this recipe (the K710 post-pretraining recipes start from it), so it
-  is ``paper()``; the released code builds 114.55 M parameters.
+  8x224x224, no local UniBlocks, 4 global blocks on layers 8-11, 400 classes.  It trains the
+  release's Kinetics-400 UniFormerV2-B/16 (MODEL_ZOO.md: CLIP-400M, 84.4 % top-1 with 8x3x4
+  views), and the K710-pretrained Kinetics recipes use the same architecture, so it is
+  ``paper()``; the released code builds 114.55 M parameters.
 * ``uniformerv2_b16_ssv2``: ``exp/sthv2/ssv2_b16_f16x224/config.yaml`` -- 16x224x224, double
   LT_MHRA in all 12 blocks, temporal downsampling, 8 global blocks on layers 4-11, 174 classes,
   stochastic depth 0.2 (backbone) / 0.4 (global blocks): 162.99 M parameters in the release.

@@ -251,24 +251,9 @@ class Origin:
 
 def _field_locator(root: Path) -> Callable[[str, str, tuple, int], int]:
     """Returns ``line(file, key, loc, fallback)``: the line of field ``loc`` of entry ``key``."""
-    from papers_kb.catalog import line_of, yaml_loader
+    from papers_kb.catalog import EntryLocator
 
-    docs: dict[str, Any] = {}
-
-    def line(file: str, key: str, loc: tuple, fallback: int) -> int:
-        if file not in docs:
-            try:
-                docs[file] = yaml_loader().load((root / file).read_text(encoding="utf-8"))
-            except Exception:  # the catalog already loaded it; be lenient here
-                docs[file] = None
-        doc = docs[file]
-        nodes = doc if isinstance(doc, list) else [doc]
-        for node in nodes:
-            if isinstance(node, dict) and str(node.get("key")) == key:
-                return line_of(node, loc) or fallback
-        return fallback
-
-    return line
+    return EntryLocator(root).line
 
 
 def catalog_urls(cat: Any) -> dict[str, list[Origin]]:

@@ -180,3 +180,159 @@ def test_schema_command_writes_json_schemas(project: Path, tmp_path: Path) -> No
     assert main(["--root", str(project), "schema", "-o", str(tmp_path / "schemas")]) == 0
     paper = json.loads((tmp_path / "schemas/paper.schema.json").read_text())
     assert paper["additionalProperties"] is False and "arxiv_id" in paper["properties"]
+
+
+BILLION_LAUGHS = """\
+key: laughs2020
+title: Billion laughs
+lol: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+j: &j [*i,*i,*i,*i,*i,*i,*i,*i,*i]
+k: &k [*j,*j,*j,*j,*j,*j,*j,*j,*j]
+l: &l [*k,*k,*k,*k,*k,*k,*k,*k,*k]
+m: &m [*l,*l,*l,*l,*l,*l,*l,*l,*l]
+"""
+
+
+def test_alias_bomb_is_refused_before_expansion(project: Path) -> None:
+    # 9**13 (2.5e12) strings if expanded; refused at the first alias instead
+    assert len(BILLION_LAUGHS.encode()) < 600
+    (project / "data/papers/laughs2020.yaml").write_text(BILLION_LAUGHS)
+    found = problems(project)
+    assert "data/papers/laughs2020.yaml:4: b[0]: YAML alias *a is not allowed" in "\n".join(found)
+    assert len([p for p in found if "laughs2020" in p]) == 1
+
+
+def test_any_alias_is_refused(project: Path) -> None:
+    write(project / "data/papers/alias2020.yaml", """
+        key: alias2020
+        title: Alias
+        aliases: &names [One, Two]
+        notes: *names
+        """)
+    assert any(p.startswith("data/papers/alias2020.yaml:4: notes: YAML alias *names is not allowed")
+               for p in problems(project))
+
+
+def test_oversize_file_is_reported_unread(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import papers_kb.catalog as catalog
+
+    assert catalog.MAX_FILE_BYTES == 1 << 20
+    write(project / "data/papers/big2020.yaml", "key: big2020\ntitle: Big\nsummary: " + "x" * (1 << 20) + "\n")
+    found = problems(project)
+    assert "data/papers/big2020.yaml: file is 1.0 MiB; a YAML file under data/ may hold at most 1 MiB" in found[0]
+    monkeypatch.setattr(catalog, "MAX_FILE_BYTES", 100)  # applies to the list files too
+    assert any(p.startswith("data/stages.yaml: file is") for p in problems(project))
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n\n", "{}\n", "[]\n", "---\n"])
+def test_empty_entry_file_is_an_error(project: Path, text: str) -> None:
+    (project / "data/datasets/nothing.yaml").write_text(text)
+    assert "data/datasets/nothing.yaml: file is empty: an entry file holds one mapping (or a list of mappings)" \
+        in problems(project)
+
+
+def test_duplicate_yaml_keys_and_tags_are_errors(project: Path) -> None:
+    write(project / "data/papers/dupkey2020.yaml", """
+        key: dupkey2020
+        title: First
+        sources:
+          - {doc: seed-a.txt, doc: seed-b.txt}
+        title: Second
+        """)
+    write(project / "data/papers/tagged2020.yaml", """
+        key: tagged2020
+        title: !!python/object:os.system echo
+        """)
+    text = "\n".join(problems(project))
+    assert "data/papers/dupkey2020.yaml:4: sources[0].doc: duplicate key (first at line 4)" in text
+    assert "data/papers/tagged2020.yaml:2: title: unsupported YAML tag" in text
+
+
+def test_yaml_12_scalars(project: Path) -> None:
+    # YAML 1.2 core schema: `no` is text (a language code), 010 is ten, dates are dates
+    write(project / "data/resources/more.yaml", """
+        - key: norsk
+          title: Norsk
+          url: https://example.org/no
+          kind: blog
+          lang: no
+          date: 2021-03-01
+        """)
+    cat = load_catalog(project / "data", root=project)
+    assert cat.resources["norsk"].lang == "no" and str(cat.resources["norsk"].date) == "2021-03-01"
+
+
+def test_indexes_answer_as_scans_of_the_real_catalog() -> None:
+    """The look-ups read indexes built once; they must answer as a scan of every entry would."""
+    from conftest import REPO
+
+    cat = load_catalog(REPO / "data", root=REPO)
+    papers = sorted(cat.papers.values(), key=lambda p: (-(p.year or 0), p.key))
+    assert cat.sorted_papers() == papers
+    items = [(n, i, item) for n in sorted(cat.stages) for i, item in enumerate(cat.stages[n].items, 1)]
+    for key in [*cat.papers, *cat.datasets]:
+        assert cat.stage_item(key) == next(((n, i) for n, i, item in items if item.ref == key), None)
+        assert cat.prerequisites_of(key) == next((list(item.prerequisites) for _, _, item in items
+                                                  if item.ref == key), [])
+        assert cat.built_on_by(key) == [item.ref for _, _, item in items if key in item.prerequisites]
+    for key, paper in cat.papers.items():
+        assert cat.repos_of(key) == sorted((r for r in cat.repos.values() if key in r.papers),
+                                           key=lambda r: (r.official is not True, r.key))
+        assert cat.results_of(key) == [r for r in cat.results if r.paper == key]
+        ds = {d.key for d in cat.datasets.values() if key in d.papers} | {r.dataset for r in cat.results
+                                                                         if r.paper == key and r.dataset}
+        assert [d.key for d in cat.datasets_of(key)] == sorted(ds)
+        related = [(r.kind, r.paper) for r in paper.related]
+        for p in cat.papers.values():
+            for r in p.related:
+                if r.paper == key and not any(o == p.key for _, o in related):
+                    related.append((f"{r.kind} (of)", p.key))
+        assert cat.related_of(key) == related
+    assert sum(bool(cat.related_of(k)) for k in cat.papers) >= 2  # both directions of a relation are checked
+    for tag in cat.tags:
+        assert cat.papers_with_tag(tag) == [p for p in papers if tag in p.tags]
+    for dataset in cat.datasets:
+        assert cat.results_on(dataset) == [r for r in cat.results if r.dataset == dataset]
+    for doc in [*cat.sources, "no-such-doc"]:
+        expected = {kind: sum(1 for e in entries if any(s.doc == doc for s in e.sources))
+                    for kind, entries in (("papers", cat.papers.values()), ("datasets", cat.datasets.values()),
+                                          ("repos", cat.repos.values()), ("resources", cat.resources.values()))}
+        expected["results"] = sum(1 for r in cat.results if r.source.doc == doc)
+        assert cat.entries_from(doc) == expected
+
+
+def test_yaml_values_match_the_round_trip_parser_on_every_data_file() -> None:
+    """PyYAML (C loader, YAML 1.2 scalars) reads data/ as the round-trip parser that
+    rewrites files (ruamel.yaml) does."""
+    from ruamel.yaml import YAML
+
+    from conftest import REPO
+    from papers_kb.catalog import compose_yaml, yaml_to_python
+
+    def plain(node):  # ruamel's round-trip types -> the plain Python types they subclass
+        if isinstance(node, dict):
+            return {str(k): plain(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [plain(v) for v in node]
+        for t in (bool, str, int, float):
+            if isinstance(node, t):
+                return t(node)
+        return node
+
+    files = sorted((REPO / "data").rglob("*.yaml"))
+    assert len(files) > 300
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        ours = yaml_to_python(compose_yaml(text))
+        theirs = plain(YAML(typ="rt").load(text))
+        assert ours == theirs and repr(ours) == repr(theirs), f
+    text = "a: no\nb: 010\nc: 1:20\nd: 1e3\ne: 0o17\nf: 2021-03-01\ng: ~\nh: .inf\ni: TRUE\n"
+    assert repr(yaml_to_python(compose_yaml(text))) == repr(plain(YAML(typ="rt").load(text)))

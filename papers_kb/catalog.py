@@ -17,6 +17,7 @@ Errors are collected, never raised one at a time: :func:`load_catalog` raises a 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -187,8 +188,7 @@ class Catalog:
     def reproduction_of(self, paper: str) -> list[ReproductionRecord]:
         """Every reproduction record of paper ``paper`` (one per registered name): the paper's own
         model first (the record that is not a variant), then its variants by name."""
-        return sorted((r for r in self.reproduction.values() if r.paper == paper),
-                      key=lambda r: (r.variant is not None, r.model))
+        return list(self.index.reproduction_of.get(paper, ()))
 
     def entries_from(self, doc: str) -> dict[str, int]:
         """How many entries of each kind cite seed document ``doc``."""
@@ -271,6 +271,10 @@ class _Index:
         for p in cat.papers.values():
             for r in p.related:
                 self.related_to[r.paper].append((r.kind, p.key))
+
+        self.reproduction_of: dict[str, list[ReproductionRecord]] = defaultdict(list)
+        for rec in sorted(cat.reproduction.values(), key=lambda r: (r.variant is not None, r.model)):
+            self.reproduction_of[rec.paper].append(rec)
 
         self.entries_from: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_SOURCE_KINDS, 0))
         for kind, entries in (("papers", cat.papers.values()), ("datasets", cat.datasets.values()),
@@ -580,10 +584,9 @@ class _Loader:
         self.locator = EntryLocator(root)  # node trees are not kept; messages compose files again
 
     def rel(self, path: Path) -> str:
-        try:
-            return str(path.relative_to(self.root))
-        except ValueError:
-            return str(path)
+        """``path`` relative to the root when inside it (string operations: called per entry)."""
+        text, prefix = str(path), str(self.root).rstrip("/") + "/"
+        return text[len(prefix):] if text.startswith(prefix) else text
 
     def problem(self, path: Path, line: int, fld: str, message: str) -> None:
         self.problems.append(Problem(self.rel(path), line, fld, message))
@@ -593,8 +596,8 @@ class _Loader:
         try:
             size = path.stat().st_size
             if size > MAX_FILE_BYTES:
-                self.problem(path, 0, "", f"file is {size / 2**20:.1f} MiB; a YAML file under data/ may hold at "
-                             f"most {MAX_FILE_BYTES // 2**20} MiB (split it into several files)")
+                self.problem(path, 0, "", f"file is {size:,} bytes; a YAML file under data/ may hold at most "
+                             f"{MAX_FILE_BYTES:,} bytes (split it into several files)")
                 return None
             text = path.read_text(encoding="utf-8")
             node = compose_yaml(text)
@@ -671,6 +674,13 @@ class _Loader:
         return doc
 
 
+def _files_under(base: Path) -> list[Path]:
+    """Files under ``base`` (any depth), in path order (a listing of strings: one call per folder)."""
+    found = [(*Path(dirpath).relative_to(base).parts, name) for dirpath, _, names in os.walk(base, followlinks=True)
+             for name in names]
+    return [base.joinpath(*parts) for parts in sorted(found)]
+
+
 def load_catalog(data_dir: str | Path = "data", root: str | Path | None = None) -> Catalog:
     """Load, validate and cross-check every file under ``data_dir``.
 
@@ -728,9 +738,7 @@ def load_catalog(data_dir: str | Path = "data", root: str | Path | None = None) 
         base = data_dir / folder
         if not base.is_dir():
             continue
-        for path in sorted(base.rglob("*")):
-            if path.is_dir():
-                continue
+        for path in _files_under(base):
             if path.suffix not in (".yaml", ".yml"):
                 ld.problem(path, 0, "", "unexpected file (entry files end in .yaml)")
                 continue

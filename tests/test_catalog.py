@@ -227,7 +227,8 @@ def test_oversize_file_is_reported_unread(project: Path, monkeypatch: pytest.Mon
     assert catalog.MAX_FILE_BYTES == 1 << 20
     write(project / "data/papers/big2020.yaml", "key: big2020\ntitle: Big\nsummary: " + "x" * (1 << 20) + "\n")
     found = problems(project)
-    assert "data/papers/big2020.yaml: file is 1.0 MiB; a YAML file under data/ may hold at most 1 MiB" in found[0]
+    assert found[0].startswith("data/papers/big2020.yaml: file is 1,048,610 bytes; a YAML file under data/ may "
+                               "hold at most 1,048,576 bytes (split it into several files)")
     monkeypatch.setattr(catalog, "MAX_FILE_BYTES", 100)  # applies to the list files too
     assert any(p.startswith("data/stages.yaml: file is") for p in problems(project))
 
@@ -296,6 +297,8 @@ def test_indexes_answer_as_scans_of_the_real_catalog() -> None:
                 if r.paper == key and not any(o == p.key for _, o in related):
                     related.append((f"{r.kind} (of)", p.key))
         assert cat.related_of(key) == related
+        assert cat.reproduction_of(key) == sorted((r for r in cat.reproduction.values() if r.paper == key),
+                                                  key=lambda r: (r.variant is not None, r.model))
     assert sum(bool(cat.related_of(k)) for k in cat.papers) >= 2  # both directions of a relation are checked
     for tag in cat.tags:
         assert cat.papers_with_tag(tag) == [p for p in papers if tag in p.tags]

@@ -21,17 +21,24 @@ field) are written as they are, with braces, backslashes, quotes and spaces perc
 
 from __future__ import annotations
 
+import functools
 import re
 
 import bibtexparser
 from bibtexparser.library import Library
 from bibtexparser.middlewares.names import parse_single_name_into_parts
+from bibtexparser.middlewares.parsestack import default_unparse_stack
 from bibtexparser.model import Entry, Field
 from bibtexparser.writer import BibtexFormat
-from pylatexenc.latexencode import RULE_DICT, UnicodeToLatexConversionRule, UnicodeToLatexEncoder
+from pylatexenc.latexencode import (
+    RULE_DICT,
+    UnicodeToLatexConversionRule,
+    UnicodeToLatexEncoder,
+    get_builtin_conversion_rules,
+)
 
 from papers_kb.catalog import Catalog
-from papers_kb.render import GENERATED, Page
+from papers_kb.render import GENERATED, Page, PageSpec
 from papers_kb.schema import Paper
 
 # Full booktitles of the conferences the catalog uses (short name -> booktitle).
@@ -85,6 +92,19 @@ _CORPORATE = re.compile(r"\b(and|AI|Research|Team|Lab|Labs|Laboratory|Laboratori
                         r"Project|Committee|Association|Society|Council|Center|Centre|DeepMind|OpenAI)\b\.?")
 
 
+def _kept_chars(enc: UnicodeToLatexEncoder) -> frozenset[str]:
+    """Printable ASCII characters ``enc`` leaves as they are, when all its rules map single
+    characters (a string of such characters then encodes to itself); empty otherwise."""
+    rules = [r for name in enc.conversion_rules
+             for r in (get_builtin_conversion_rules(name) if isinstance(name, str) else [name])]
+    if any(r.rule_type != RULE_DICT for r in rules):
+        return frozenset()
+    return frozenset(c for c in map(chr, range(32, 127)) if enc.unicode_to_latex(c) == c)
+
+
+_KEPT = {id(enc): _kept_chars(enc) for enc in (_BIBTEX_ENCODER, _BIBLATEX_ENCODER)}
+
+
 def encode(text: str, biblatex: bool = False) -> str:
     """LaTeX-encode text for a BibTeX field value (see module docstring).
 
@@ -93,7 +113,10 @@ def encode(text: str, biblatex: bool = False) -> str:
     unbalances a field.
     """
     enc = _BIBLATEX_ENCODER if biblatex else _BIBTEX_ENCODER
-    return enc.unicode_to_latex(re.sub(r"\s+", " ", _CONTROL.sub(" ", str(text))).strip())
+    text = re.sub(r"\s+", " ", _CONTROL.sub(" ", str(text))).strip()
+    if _KEPT[id(enc)].issuperset(text):  # plain ASCII the encoder keeps: skip its per-character pass
+        return text
+    return enc.unicode_to_latex(text)
 
 
 def verbatim(text: str) -> str:
@@ -246,7 +269,9 @@ def write(papers: list[Paper], biblatex: bool = False) -> str:
     """BibTeX text of ``papers``, written by bibtexparser."""
     if not papers:
         return ""
-    text = bibtexparser.write_string(library_for(papers, biblatex), bibtex_format=_format())
+    # The library is ours and fresh: let the unparse middleware work in place (no deep copy).
+    text = bibtexparser.write_string(library_for(papers, biblatex), bibtex_format=_format(),
+                                     unparse_stack=default_unparse_stack(allow_inplace_modification=True))
     return _month_macros(text).strip() + "\n"
 
 
@@ -290,9 +315,36 @@ def entry_text(p: Paper) -> str:
     return write([p]).strip()
 
 
+def catalog_entry_text(cat: Catalog, p: Paper) -> str:
+    """:func:`entry_text` of a paper of ``cat``, written once per catalog (kept in ``cat.memo``):
+    the paper's page and the downloads share it."""
+    texts = cat.memo.setdefault("bibtex.entry_text", {})
+    if p.key not in texts:
+        texts[p.key] = entry_text(p)
+    return texts[p.key]
+
+
+def join_entries(texts: list[str]) -> str:
+    """One BibTeX file of entries written by :func:`entry_text`: the text :func:`write` gives
+    for their papers (bibtexparser writes each entry on its own, one blank line between)."""
+    return "\n\n".join(texts) + "\n" if texts else ""
+
+
 def bib_downloads(cat: Catalog) -> list[Page]:
     """Downloadable ``generated/bib/all.bib`` and ``stage-N.bib`` files for the site."""
-    pages = [Page(f"{GENERATED}/bib/all.bib", export_bibtex(cat))]
-    for n in sorted(cat.stages):
-        pages.append(Page(f"{GENERATED}/bib/stage-{n}.bib", export_bibtex(cat, stage=n)))
-    return pages
+    return [spec.page() for spec in bib_download_specs(cat)]
+
+
+def bib_download_specs(cat: Catalog) -> list[PageSpec]:
+    """:func:`bib_downloads` as page specs whose inputs are the papers each file holds."""
+    dumps = {k: p.model_dump(mode="json", exclude_none=True) for k, p in cat.papers.items()}
+    specs = []
+    for name, stage in [("all", None), *((f"stage-{n}", n) for n in sorted(cat.stages))]:
+        papers = select(cat, stage=stage)
+        specs.append(PageSpec(f"{GENERATED}/bib/{name}.bib", functools.partial(_joined, cat, papers),
+                              ["bib", [dumps[p.key] for p in papers]]))
+    return specs
+
+
+def _joined(cat: Catalog, papers: list[Paper]) -> str:
+    return join_entries([catalog_entry_text(cat, p) for p in papers])

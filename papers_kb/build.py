@@ -20,7 +20,7 @@ from pathlib import Path
 
 from papers_kb.catalog import Catalog, load_catalog
 from papers_kb.files import atomic_write
-from papers_kb.render import RenderReport, render_pages, write_pages
+from papers_kb.render import CACHE_FILE, RenderReport, page_specs, write_specs
 
 SITE_MARKER = ".papers-kb-site"
 
@@ -79,12 +79,12 @@ class BuildReport:
 
 
 def page_producers() -> dict:
-    """Extra page producers run during rendering (charts, BibTeX downloads)."""
-    from papers_kb.charts import leaderboard_charts, lesson_charts
+    """Extra page producers run during rendering (charts, BibTeX downloads), as page specs."""
+    from papers_kb.charts import leaderboard_chart_specs, lesson_chart_specs
 
-    from papers_kb.bibtex import bib_downloads
+    from papers_kb.bibtex import bib_download_specs
 
-    return {"charts": leaderboard_charts, "lessons": lesson_charts, "bib": bib_downloads}
+    return {"charts": leaderboard_chart_specs, "lessons": lesson_chart_specs, "bib": bib_download_specs}
 
 
 def cached_abstracts(root: Path) -> dict[str, str]:
@@ -109,8 +109,12 @@ def site_source_url(root: Path) -> str | None:
     return value if isinstance(value, str) and value.startswith("https://") else None
 
 
-def render_site(root: Path | str = ".") -> BuildReport:
+def render_site(root: Path | str = ".", incremental: bool = True) -> BuildReport:
     """Validate ``data/`` and write the generated Markdown under ``site_src/generated/``.
+
+    With ``incremental`` (the default) only pages whose inputs changed since the last
+    render are rendered again (the record is kept in ``.cache/render/``); the report's
+    ``render.rendered`` / ``render.unchanged`` / ``render.removed`` say what happened.
 
     Raises:
         CatalogError: with every validation problem; nothing is written then.
@@ -119,10 +123,10 @@ def render_site(root: Path | str = ".") -> BuildReport:
     t0 = time.perf_counter()
     cat = load_catalog(root / "data", root=root)
     t1 = time.perf_counter()
-    pages = render_pages(cat, extra=page_producers(), abstracts=cached_abstracts(root), source_url=site_source_url(root))
-    report = write_pages(pages, root / "site_src")
+    specs = page_specs(cat, extra=page_producers(), abstracts=cached_abstracts(root), source_url=site_source_url(root))
+    report = write_specs(specs, root / "site_src", root / CACHE_FILE if incremental else None)
     t2 = time.perf_counter()
-    return BuildReport(cat, report, len(pages), {"validate": t1 - t0, "render": t2 - t1})
+    return BuildReport(cat, report, len(specs), {"validate": t1 - t0, "render": t2 - t1})
 
 
 def mkdocs_build(root: Path | str = ".", site_dir: Path | str | None = None, strict: bool = True) -> Path:

@@ -22,16 +22,17 @@ leaves them byte-identical. Nothing is fetched from elsewhere, so the site works
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from papers_kb.catalog import Catalog
 from papers_kb.reproduction import LESSON_CHECKS, lesson_rows
-from papers_kb.render import (GENERATED, LESSON_AXES, Page, leaderboard_results, params_by_result, plain_text,
+from papers_kb.render import (GENERATED, LESSON_AXES, Page, PageSpec, leaderboard_results, params_by_result, plain_text,
                               stage_lesson_models)
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -349,14 +350,31 @@ def bars(items: list[Bar], *, x_label: str, uid: str, label: str, chance: float 
 # --- the site's charts -----------------------------------------------------------------------
 
 
+def _chart_specs(stem: str, draw: Callable[..., Chart], **args: Any) -> list[PageSpec]:
+    """The page specs of one chart, ``generated/.snippets/charts/<stem>-{wide,narrow}.svg``:
+    ``draw(**args)`` is called once, when the first of its files must be rendered, and the
+    inputs of each file are the drawing function's name and ``args`` (the points, labels ...)."""
+    chart = functools.cache(functools.partial(draw, **args))
+    inputs = [draw.__name__, args]
+    return [PageSpec(f"{GENERATED}/.snippets/charts/{stem}-{size}.svg",
+                     functools.partial(lambda size: chart().svgs[size] + "\n", size), [*inputs, size])
+            for size in SIZES]
+
+
 def leaderboard_charts(cat: Catalog) -> list[Page]:
-    """Chart snippets ``generated/.snippets/charts/<dataset>-top1-vs-{year,params}-{wide,narrow}.svg``.
+    """Chart snippets ``generated/.snippets/charts/<dataset>-top1-vs-{year,params}-{wide,narrow}.svg``
+    (see :func:`leaderboard_chart_specs`)."""
+    return [spec.page() for spec in leaderboard_chart_specs(cat)]
+
+
+def leaderboard_chart_specs(cat: Catalog) -> list[PageSpec]:
+    """The charts of :func:`leaderboard_charts` as page specs, each drawn only when its points change.
 
     Points are numbered with their rank on the leaderboard page. A parameter count that counts
     only the trained part of a model (``Result.trainable_only``: e.g. a side network on a
     frozen backbone) is not plotted as model size; the page says so under the chart.
     """
-    pages: list[Page] = []
+    specs: list[PageSpec] = []
     for dkey in sorted({r.dataset for r in cat.results if r.metric == "top1" and r.dataset}):
         rows = leaderboard_results(cat, dkey)
         params = params_by_result(cat, rows)
@@ -373,24 +391,26 @@ def leaderboard_charts(cat: Catalog) -> list[Page]:
             if size is not None and not size.trainable_only:
                 by_size.append(Point(size.value, r.value, rank, r.family or "other",
                                      f"{title}, {size.value:g} M parameters"))
-        charts = {
-            "year": scatter(by_year, families, x_label="year", y_label="top-1 accuracy (%)", uid=f"{dkey}-year",
-                            label=f"{name}: top-1 accuracy by year", years=True),
-            "params": scatter(by_size, families, x_label="parameters (millions, log scale)",
-                              y_label="top-1 accuracy (%)", uid=f"{dkey}-params",
-                              label=f"{name}: top-1 accuracy against model size", log_x=True),
-        }
-        for kind, chart in charts.items():
-            for size, svg in chart.svgs.items():
-                pages.append(Page(f"{GENERATED}/.snippets/charts/{dkey}-top1-vs-{kind}-{size}.svg", svg + "\n"))
-    return pages
+        specs += _chart_specs(f"{dkey}-top1-vs-year", scatter, points=by_year, series=families, x_label="year",
+                              y_label="top-1 accuracy (%)", uid=f"{dkey}-year",
+                              label=f"{name}: top-1 accuracy by year", years=True)
+        specs += _chart_specs(f"{dkey}-top1-vs-params", scatter, points=by_size, series=families,
+                              x_label="parameters (millions, log scale)", y_label="top-1 accuracy (%)",
+                              uid=f"{dkey}-params", label=f"{name}: top-1 accuracy against model size", log_x=True)
+    return specs
 
 
 def lesson_charts(cat: Catalog) -> list[Page]:
-    """Each stage's lesson chart, ``generated/.snippets/charts/stage-<n>-lesson-{wide,narrow}.svg``:
-    the models' results on the stage's miniature task (worst seed) beside the controls that
-    cannot solve it (best seed, hatched), with the chance level and the pass line."""
-    pages: list[Page] = []
+    """Each stage's lesson chart, ``generated/.snippets/charts/stage-<n>-lesson-{wide,narrow}.svg``
+    (see :func:`lesson_chart_specs`)."""
+    return [spec.page() for spec in lesson_chart_specs(cat)]
+
+
+def lesson_chart_specs(cat: Catalog) -> list[PageSpec]:
+    """The lesson charts as page specs: the models' results on the stage's miniature task (worst
+    seed) beside the controls that cannot solve it (best seed, hatched), with the chance level
+    and the pass line; each drawn only when its bars change."""
+    specs: list[PageSpec] = []
     for n in sorted(cat.stages):
         check = LESSON_CHECKS.get(n)
         rows = lesson_rows(stage_lesson_models(cat, n), check) if check else []
@@ -398,8 +418,7 @@ def lesson_charts(cat: Catalog) -> list[Page]:
             continue
         items = [Bar(r["label"], r["value"], r["title"], tuple(r["seeds"]), r["control"], r["passed"]) for r in rows]
         chance = 12.5 if check == "motion" else None
-        chart = bars(items, x_label=LESSON_AXES[check], uid=f"stage-{n}-lesson", label=f"Stage {n}: "
-                     + LESSON_AXES[check], chance=chance, expected=90 if check == "motion" else None)
-        for size, svg in chart.svgs.items():
-            pages.append(Page(f"{GENERATED}/.snippets/charts/stage-{n}-lesson-{size}.svg", svg + "\n"))
-    return pages
+        specs += _chart_specs(f"stage-{n}-lesson", bars, items=items, x_label=LESSON_AXES[check],
+                              uid=f"stage-{n}-lesson", label=f"Stage {n}: " + LESSON_AXES[check], chance=chance,
+                              expected=90 if check == "motion" else None)
+    return specs

@@ -45,9 +45,15 @@ def cmd_render(args: argparse.Namespace) -> int:
     from papers_kb.build import render_site
 
     rep = render_site(_root(args))
-    print(f"rendered {rep.pages} files ({len(rep.render.written)} written, {rep.render.unchanged} unchanged, "
-          f"{len(rep.render.removed)} removed) in {rep.seconds['render']:.2f} s")
+    print(f"{rep.pages} generated files: {_counts(rep.render)}; validate {rep.seconds['validate']:.2f} s, "
+          f"render {rep.seconds['render']:.2f} s")
     return 0
+
+
+def _counts(r) -> str:
+    """``rendered / unchanged / removed`` counts of a render (and how many files changed)."""
+    return (f"{len(r.rendered)} rendered ({len(r.written)} written), {r.unchanged} unchanged, "
+            f"{len(r.removed)} removed")
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -59,9 +65,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     s = rep.seconds
-    print(f"built {rep.site_dir} from {rep.pages} generated files ({len(rep.render.written)} written, "
-          f"{rep.render.unchanged} unchanged): validate {s['validate']:.2f} s, render {s['render']:.2f} s, "
-          f"mkdocs {s['mkdocs']:.2f} s")
+    print(f"built {rep.site_dir} from {rep.pages} generated files ({_counts(rep.render)}): "
+          f"validate {s['validate']:.2f} s, render {s['render']:.2f} s, mkdocs {s['mkdocs']:.2f} s")
     return 0
 
 

@@ -20,9 +20,14 @@ safe themselves.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 import html
 import json
+import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -50,6 +55,7 @@ KIND_LABELS = {"paper-reported": "reported by the paper", "author-reported": "re
                "measured": "measured here"}
 
 _MD_SPECIAL = {c: f"&#{ord(c)};" for c in "\\`*_[]{}|~$#!"}
+_MD_TABLE = str.maketrans(_MD_SPECIAL)
 _TITLE_SPECIAL = {c: f"&#{ord(c)};" for c in "\\`*_[]{}|~$#!()"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 controls but tab/newline/CR
 _BREAK = re.compile(r"\s*[\r\n\u2028\u2029\x85]\s*")
@@ -76,7 +82,7 @@ def md(value: Any) -> Markup:
     if value is None:
         return Markup("")
     text = html.escape(plain_text(value), quote=False)
-    text = "".join(_MD_SPECIAL.get(c, c) for c in text)
+    text = text.translate(_MD_TABLE)
     text = re.sub(r"^[-+=]", lambda m: f"&#{ord(m.group())};", text)  # list item, setext underline
     text = re.sub(r"^(\d+)([.)])(?=\s|$)", lambda m: f"{m.group(1)}&#{ord(m.group(2))};", text)
     return Markup(text)
@@ -174,12 +180,38 @@ class Page:
 
 
 @dataclass
+class PageSpec:
+    """A page before rendering: ``make()`` returns its content.
+
+    ``inputs`` is everything the content depends on besides the code (JSON-able data: a
+    template's name and context, the entries a download is made of); ``None`` when not
+    known, and the page is then rendered every time. :func:`write_specs` renders a page
+    again only when its inputs changed.
+    """
+
+    path: str
+    make: Callable[[], str | bytes]
+    inputs: Any = None
+
+    def page(self) -> Page:
+        return Page(self.path, self.make())
+
+
+@dataclass
 class RenderReport:
-    """What :func:`write_pages` did."""
+    """What :func:`write_pages` / :func:`write_specs` did.
+
+    ``written``: files whose content changed; ``unchanged``: pages left as they were (for
+    :func:`write_specs`, pages whose inputs had not changed and were not rendered);
+    ``rendered``: pages rendered this time; ``removed``: generated files no longer produced;
+    ``make_seconds``: time spent making the rendered pages, by file suffix (``.md``, ``.svg`` ...).
+    """
 
     written: list[str] = field(default_factory=list)
     unchanged: int = 0
     removed: list[str] = field(default_factory=list)
+    rendered: list[str] = field(default_factory=list)
+    make_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def environment() -> Environment:
@@ -290,6 +322,7 @@ class Views:
     def __init__(self, cat: Catalog, abstracts: dict[str, str] | None = None, source_url: str | None = None):
         self.cat = cat
         self.abstracts = abstracts or {}
+        self._rows: dict[str, dict[str, Any]] = {}  # paper_row by key: built once, never mutated
         self.source_url = source_url
         # the learning path in reading order: (stage number, position, paper or dataset key)
         self.path = [(n, i, item.paper or item.dataset) for n in sorted(cat.stages)
@@ -413,6 +446,13 @@ class Views:
         return {**models[0], "level": paper.level, "label": paper.label, "models": models}
 
     def paper_row(self, p: Paper) -> dict[str, Any]:
+        """The row of a paper in tables (index, tag and stage pages); shared, copy to change it."""
+        row = self._rows.get(p.key)
+        if row is None:
+            row = self._rows[p.key] = self._paper_row(p)
+        return row
+
+    def _paper_row(self, p: Paper) -> dict[str, Any]:
         where = self.cat.stage_item(p.key)
         return {
             "key": p.key,
@@ -475,7 +515,14 @@ class Views:
                 "section": section or "", "href": f"../sources.md#{doc_anchor(doc)}",
                 "url": (doc_url(d) or "") if d else ""}
 
-    def paper_page(self, p: Paper) -> dict[str, Any]:
+    def bibtex(self, p: Paper) -> str:
+        """BibTeX of a paper for its "Cite" block (written once per catalog, see :mod:`papers_kb.bibtex`)."""
+        from papers_kb.bibtex import catalog_entry_text  # bibtex imports this module
+
+        return catalog_entry_text(self.cat, p)
+
+    def paper_page(self, p: Paper, bibtex: bool = True) -> dict[str, Any]:
+        """The view of a paper's page; ``bibtex=False`` leaves ``bibtex`` to be filled (``None``)."""
         cat = self.cat
         where = cat.stage_item(p.key)
         stage = None
@@ -512,16 +559,9 @@ class Views:
             "extra_links": [{"kind": l.kind, "label": l.label or l.kind, "url": l.url, "lang": l.lang}
                             for l in p.links],
             "sources": self.sources(p.sources),
-            "bibtex": entry_text(p),
+            "bibtex": self.bibtex(p) if bibtex else None,
             "abstract": self.abstracts.get(p.arxiv_id or ""),
         }
-
-
-def entry_text(p: Paper) -> str:
-    """BibTeX of one paper for its "Cite" block (see :mod:`papers_kb.bibtex`)."""
-    from papers_kb.bibtex import entry_text as _entry_text  # bibtex imports this module
-
-    return _entry_text(p)
 
 
 def plain_key(value: str, what: str) -> str:
@@ -553,13 +593,26 @@ def doc_anchor(doc: str) -> str:
 # --- pages ----------------------------------------------------------------------------------
 
 
-def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]] | None = None,
+Producer = Callable[[Catalog], "list[Page] | list[PageSpec]"]
+
+
+def render_pages(cat: Catalog, extra: dict[str, Producer] | None = None,
                  abstracts: dict[str, str] | None = None, source_url: str | None = None) -> list[Page]:
-    """Render every generated page of the site, in a deterministic order.
+    """Render every generated page of the site, in a deterministic order (see :func:`page_specs`)."""
+    return [spec.page() for spec in page_specs(cat, extra, abstracts, source_url)]
+
+
+def page_specs(cat: Catalog, extra: dict[str, Producer] | None = None,
+               abstracts: dict[str, str] | None = None, source_url: str | None = None) -> list[PageSpec]:
+    """Every generated page of the site, not rendered yet, sorted by path.
+
+    Building the specs costs one pass over the catalog (view objects from its indexes);
+    rendering is left to :meth:`PageSpec.make`, so that unchanged pages need not be rendered.
 
     Args:
         cat: the validated catalog.
-        extra: additional page producers by name (charts, BibTeX downloads) called with ``cat``.
+        extra: additional page producers by name (charts, BibTeX downloads) called with ``cat``,
+            returning :class:`Page` or :class:`PageSpec` items.
         abstracts: arXiv abstracts by arXiv id, read from the local arXiv cache (never committed).
         source_url: where the project's files are browsable (``[tool.papers-kb.site] source-url``
             of pyproject.toml, e.g. ``https://github.com/OWNER/REPO/blob/main``): pages that show
@@ -567,12 +620,25 @@ def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]]
     """
     env = environment()
     v = Views(cat, abstracts, source_url)
-    pages: list[Page] = []
+    pages: list[PageSpec] = []
     g = GENERATED
     bib = "bib" in (extra or {})
 
-    def put(path: str, template: str, **ctx: Any) -> None:
-        pages.append(Page(f"{g}/{path}", env.get_template(template).render(**ctx)))
+    @functools.cache
+    def compiled(template: str) -> Any:  # compiled when a page needs it, once
+        return env.get_template(template)
+
+    def render(template: str, ctx: dict[str, Any], finish: Callable[[], None] | None) -> str:
+        if finish is not None:
+            finish()
+        return compiled(template).render(**ctx)
+
+    def put(path: str, template: str, _finish: Callable[[], None] | None = None, _inputs: Any = None,
+            **ctx: Any) -> None:
+        # inputs: the template and its context, plus what ``_finish`` adds to the context from
+        # ``_inputs`` when the page is rendered (so that costly parts are made only then)
+        inputs = [template, ctx] if _finish is None else [template, ctx, _inputs]
+        pages.append(PageSpec(f"{g}/{path}", functools.partial(render, template, ctx, _finish), inputs))
 
     papers = cat.sorted_papers()
     rows = [v.paper_row(p) for p in papers]
@@ -615,7 +681,13 @@ def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]]
 
     put("papers/index.md", "papers_index.md.j2", rows=rows, counts=cat.counts(), bib="../bib/all.bib" if bib else None)
     for p in papers:
-        put(f"papers/{p.key}.md", "paper.md.j2", p=v.paper_page(p))
+        view = v.paper_page(p, bibtex=False)
+
+        def cite(view: dict[str, Any] = view, p: Paper = p) -> None:
+            view["bibtex"] = v.bibtex(p)
+
+        # the Cite block depends on the paper entry alone: written when the page is rendered
+        put(f"papers/{p.key}.md", "paper.md.j2", _finish=cite, _inputs=p, p=view)
 
     datasets = sorted(cat.datasets.values(), key=lambda d: d.name.lower())
     ds_rows = []
@@ -712,10 +784,11 @@ def render_pages(cat: Catalog, extra: dict[str, Callable[[Catalog], list[Page]]]
                     _crumb(paper.short_name or paper.title, f"../papers/{rec.paper}.md"), _crumb(Path(source_file).name)])
 
     home = {"counts": cat.counts(), "stages": stages, "boards": boards}
-    pages.append(Page(f"{g}/.snippets/home.md", env.get_template("home_snippet.md.j2").render(h=home)))
+    put(".snippets/home.md", "home_snippet.md.j2", h=home)
 
     for producer in (extra or {}).values():
-        pages.extend(producer(cat))
+        for item in producer(cat):
+            pages.append(item if isinstance(item, PageSpec) else PageSpec(item.path, lambda c=item.content: c))
     pages.sort(key=lambda pg: pg.path)
     return pages
 
@@ -793,6 +866,29 @@ def leaderboards(cat: Catalog, v: Views) -> list[dict[str, Any]]:
 # --- writing ---------------------------------------------------------------------------------
 
 
+def check_page_paths(paths: list[str], site_src: Path) -> None:
+    """Refuse page paths that would be written outside ``site_src/generated/``.
+
+    A path must be relative, without ``..`` parts, and its folder (after symbolic links) inside
+    ``site_src/generated/``; folders are resolved once each, not once per page.
+
+    Raises:
+        UnsafePath: naming the first such path.
+    """
+    gen_dir = (site_src / GENERATED).resolve()
+    folders: dict[str, bool] = {}
+    for path in paths:
+        parts = path.split("/")
+        inside = not os.path.isabs(path) and ".." not in parts and parts[0] == GENERATED and len(parts) > 1
+        if inside:
+            folder = os.path.dirname(path)
+            if folder not in folders:
+                folders[folder] = (site_src / folder).resolve().is_relative_to(gen_dir)
+            inside = folders[folder]
+        if not inside:
+            raise UnsafePath(f"page {path!r} would be written outside {site_src / GENERATED}")
+
+
 def write_pages(pages: list[Page], site_src: Path) -> RenderReport:
     """Write pages under ``site_src`` if changed; remove generated files no longer produced.
 
@@ -802,10 +898,7 @@ def write_pages(pages: list[Page], site_src: Path) -> RenderReport:
     """
     report = RenderReport()
     wanted = set()
-    gen_dir = (site_src / GENERATED).resolve()
-    for pg in pages:
-        if ".." in Path(pg.path).parts or not (site_src / pg.path).resolve().is_relative_to(gen_dir):
-            raise UnsafePath(f"page {pg.path!r} would be written outside {site_src / GENERATED}")
+    check_page_paths([pg.path for pg in pages], site_src)
     for pg in pages:
         target = site_src / pg.path
         wanted.add(target.resolve())
@@ -824,4 +917,117 @@ def write_pages(pages: list[Page], site_src: Path) -> RenderReport:
         for d in sorted((d for d in gen.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
             if not any(d.iterdir()):
                 d.rmdir()
+    return report
+
+
+# --- incremental writing ----------------------------------------------------------------------
+
+CACHE_FILE = ".cache/render/pages.json"  # under the project root; .cache/ is not committed
+
+
+def code_version() -> str:
+    """Digest of what turns inputs into pages besides the inputs: this package's source and
+    templates, and the versions of the libraries that write page content."""
+    from importlib import metadata
+
+    h = hashlib.blake2b(digest_size=16)
+    pkg = Path(__file__).parent
+    for f in sorted([*pkg.glob("*.py"), *TEMPLATES.rglob("*.j2")]):
+        h.update(str(f.relative_to(pkg)).encode() + b"\0" + f.read_bytes() + b"\0")
+    for dist in ("jinja2", "bibtexparser", "pylatexenc", "matplotlib", "pydantic"):
+        try:
+            h.update(f"{dist} {metadata.version(dist)}\0".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{dist} -\0".encode())
+    return h.hexdigest()
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "model_dump"):  # pydantic models (a Tag handed to a template)
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # chart points and bars
+        return dataclasses.asdict(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"not JSON-able: {type(value).__name__}")
+
+
+def inputs_digest(inputs: Any) -> str | None:
+    """Digest of a page's inputs (canonical JSON), or ``None`` when they are unknown or not JSON-able."""
+    if inputs is None:
+        return None
+    try:
+        text = json.dumps(inputs, sort_keys=True, ensure_ascii=False, default=_json_default, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def write_specs(specs: list[PageSpec], site_src: Path, cache_file: Path | None) -> RenderReport:
+    """Write the pages under ``site_src``, rendering only those whose inputs changed.
+
+    ``cache_file`` (JSON) records, for each page, the digest of its inputs and the size and
+    modification time of the file written; a page whose digest and file are as recorded
+    (and the code unchanged, see :func:`code_version`) is neither rendered nor written.
+    Without a cache file every page is rendered and written when its content changed.
+    Generated files no longer produced are removed, as in :func:`write_pages`.
+
+    Raises:
+        UnsafePath: a page path that would land outside ``site_src/generated/`` (nothing is
+            written then).
+    """
+    check_page_paths([spec.path for spec in specs], site_src)
+    report = RenderReport()
+    version = code_version()
+    old: dict[str, list] = {}
+    if cache_file is not None and cache_file.is_file():
+        try:
+            saved = json.loads(cache_file.read_text(encoding="utf-8"))
+            if saved.get("code") == version and isinstance(saved.get("pages"), dict):
+                old = saved["pages"]
+        except (OSError, ValueError, AttributeError):
+            old = {}  # a damaged cache only costs a full render
+    new: dict[str, list] = {}
+    wanted: set[str] = set()
+    for spec in specs:
+        target = os.path.join(site_src, spec.path)
+        wanted.add(spec.path)
+        digest = inputs_digest(spec.inputs)
+        try:
+            st: os.stat_result | None = os.stat(target)
+        except OSError:
+            st = None
+        rec = old.get(spec.path)
+        if (digest is not None and rec is not None and rec[0] == digest and st is not None
+                and [st.st_size, st.st_mtime_ns] == rec[1:]):
+            report.unchanged += 1
+            new[spec.path] = rec
+            continue
+        t0 = time.perf_counter()
+        content = spec.make()
+        suffix = os.path.splitext(spec.path)[1]
+        report.make_seconds[suffix] = report.make_seconds.get(suffix, 0.0) + time.perf_counter() - t0
+        report.rendered.append(spec.path)
+        raw = content.encode("utf-8") if isinstance(content, str) else content
+        if st is None or st.st_size != len(raw) or Path(target).read_bytes() != raw:
+            atomic_write(Path(target), raw)
+            st = os.stat(target)
+            report.written.append(spec.path)
+        if digest is not None:
+            new[spec.path] = [digest, st.st_size, st.st_mtime_ns]
+    gen = site_src / GENERATED
+    # files no longer produced, then folders left empty (deepest first); listed as strings
+    for dirpath, dirnames, names in sorted(os.walk(gen), key=lambda w: w[0].count(os.sep), reverse=True):
+        for name in sorted(names):
+            rel = os.path.relpath(os.path.join(dirpath, name), site_src)
+            if rel not in wanted:
+                os.unlink(os.path.join(dirpath, name))
+                report.removed.append(rel)
+        if dirpath != str(gen) and not os.listdir(dirpath):
+            os.rmdir(dirpath)
+    report.removed.sort()
+    if cache_file is not None and new != old:
+        atomic_write(cache_file, json.dumps({"code": version, "pages": new}, separators=(",", ":")))
     return report

@@ -159,3 +159,84 @@ def test_staged_paper_links_its_videozoo_file_and_the_repository_when_configured
     url = site_source_url(project)
     page = next(p.content for p in render_pages(cat, source_url=url) if p.path.endswith("papers/lin2019tsm.md"))
     assert "([in the repository](https://example.org/kb/blob/main/videozoo/models/tsm.py))" in page
+
+
+def _generated(project: Path) -> dict[str, bytes]:
+    gen = project / "site_src"
+    return {str(p.relative_to(gen)): p.read_bytes() for p in (gen / "generated").rglob("*") if p.is_file()}
+
+
+def _full_render(project: Path) -> dict[str, bytes]:
+    from papers_kb.build import cached_abstracts, page_producers, site_source_url
+
+    cat = load_catalog(project / "data", root=project)
+    return {pg.path: pg.content.encode() if isinstance(pg.content, str) else pg.content
+            for pg in render_pages(cat, extra=page_producers(), abstracts=cached_abstracts(project),
+                                   source_url=site_source_url(project))}
+
+
+def test_incremental_render_renders_only_the_pages_that_depend_on_an_edit(project: Path) -> None:
+    first = render_site(project)
+    assert len(first.render.rendered) == first.pages and first.render.unchanged == 0
+    tsm = project / "data/papers/lin2019tsm.yaml"
+    # a summary is shown on the paper's own page only (the BibTeX downloads hold the entry
+    # and are rendered again, to the same text)
+    tsm.write_text(tsm.read_text() + "summary: Shifts channels along time.\n")
+    rep = render_site(project)
+    assert rep.render.written == ["generated/papers/lin2019tsm.md"]
+    assert rep.render.rendered == ["generated/bib/all.bib", "generated/bib/stage-1.bib",
+                                   "generated/papers/lin2019tsm.md"]
+    assert rep.render.unchanged == rep.pages - 3
+    assert _generated(project) == _full_render(project)
+    # a short name is shown wherever the paper is linked: index, stage, the pages of the papers
+    # it builds on and that build on it ...; the other pages are not rendered
+    tsm.write_text(tsm.read_text().replace("short_name: TSM", "short_name: TSM-renamed"))
+    rep = render_site(project)
+    assert {"generated/papers/lin2019tsm.md", "generated/papers/index.md", "generated/stages/stage-1.md",
+            "generated/papers/bertasius2021spacetime.md", "generated/papers/simonyan2014twostream.md"} \
+        <= set(rep.render.written)
+    assert not {"generated/papers/radford2021learning.md", "generated/papers/maaz2024videochatgpt.md",
+                "generated/stages/stage-3.md", "generated/resources.md"} & set(rep.render.rendered)
+    assert rep.render.unchanged == rep.pages - len(rep.render.rendered)
+    assert _generated(project) == _full_render(project)
+    # a new paper relating to TSM: its page, and TSM's page shows the relation back
+    write(project / "data/papers/extra2020paper.yaml", """
+        key: extra2020paper
+        title: An extension
+        related: [{paper: lin2019tsm, kind: extends}]
+        sources: [{doc: seed-a.txt}]
+        """)
+    rep = render_site(project)
+    assert {"generated/papers/extra2020paper.md", "generated/papers/lin2019tsm.md"} <= set(rep.render.written)
+    assert _generated(project) == _full_render(project)
+    # removing it removes its page and renders the pages that linked to it again
+    (project / "data/papers/extra2020paper.yaml").unlink()
+    rep = render_site(project)
+    assert rep.render.removed == ["generated/papers/extra2020paper.md"]
+    assert "generated/papers/lin2019tsm.md" in rep.render.written
+    assert _generated(project) == _full_render(project)
+
+
+def test_render_cache_is_only_a_cache(project: Path) -> None:
+    render_site(project)
+    page = project / "site_src/generated/papers/lin2019tsm.md"
+    good = page.read_bytes()
+    page.write_text("edited by hand\n")  # a generated file changed behind the cache's back
+    rep = render_site(project)
+    assert rep.render.written == ["generated/papers/lin2019tsm.md"] and page.read_bytes() == good
+    (project / ".cache/render/pages.json").write_text("{not json")
+    rep = render_site(project)
+    assert len(rep.render.rendered) == rep.pages and rep.render.written == []
+    assert len(render_site(project, incremental=False).render.rendered) == rep.pages
+    assert _generated(project) == _full_render(project)
+
+
+def test_bib_downloads_are_the_export_of_the_real_catalog() -> None:
+    from conftest import REPO
+    from papers_kb.bibtex import bib_downloads, export_bibtex
+
+    cat = load_catalog(REPO / "data", root=REPO)
+    pages = {pg.path.rsplit("/", 1)[-1]: pg.content for pg in bib_downloads(cat)}
+    assert pages["all.bib"] == export_bibtex(cat)
+    for n in sorted(cat.stages):
+        assert pages[f"stage-{n}.bib"] == export_bibtex(cat, stage=n)

@@ -71,13 +71,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import subprocess
-
     from papers_kb.build import render_site
+    from papers_kb.serve import serve
 
-    render_site(_root(args))
-    return subprocess.call([sys.executable, "-m", "mkdocs", "serve", "-f", str(_root(args) / "mkdocs.yml"),
-                            "-a", args.addr])
+    render_site(_root(args))  # validation errors stop here, with every problem listed
+    return serve(_root(args), args.addr)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -125,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--site", default=None, help="output folder (default: site/)")
     b.add_argument("--no-strict", action="store_true", help="do not fail on MkDocs warnings")
     b.set_defaults(func=cmd_build)
-    s = sub.add_parser("serve", help="render, then mkdocs serve for live preview")
+    s = sub.add_parser("serve", help="live preview: mkdocs serve, re-rendering the pages of edited data/ entries")
     s.add_argument("--addr", default="127.0.0.1:8000")
     s.set_defaults(func=cmd_serve)
 

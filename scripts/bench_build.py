@@ -86,7 +86,7 @@ def _worker_build(root: Path, site: Path | None) -> None:
     print(json.dumps({"seconds": rep.seconds, "pages": rep.pages, "entries": entries,
                       "papers": c["papers"], "rendered": len(rep.render.rendered),
                       "unchanged": rep.render.unchanged, "removed": len(rep.render.removed),
-                      "written": len(rep.render.written)}))
+                      "written": len(rep.render.written), "make_seconds": rep.render.make_seconds}))
 
 
 def _measure(cmd: list[str], cwd: Path) -> dict:
@@ -156,6 +156,16 @@ def report(rows: list[dict]) -> str:
             f"{1000 * s['validate'] / b['entries']:>8.3f} | {s['render']:>8.2f} {1000 * s['render'] / b['pages']:>7.3f} | "
             f"{s['mkdocs']:>8.2f} {1000 * s['mkdocs'] / b['pages']:>7.2f} | {b['wall']:>8.2f} {m['wall']:>7.2f} "
             f"{b['wall'] / m['wall']:>5.2f} | {b['maxrss_mib']:>8.0f} {m['maxrss_mib']:>8.0f}")
+    lines.append("")
+    lines.append("render step broken down (s): making Markdown / SVG charts (matplotlib, a constant) / BibTeX "
+                 "files; the rest (views, input digests, writing files); ms per page without the charts")
+    for r in rows:
+        b = r["build"]
+        mk = b.get("make_seconds", {})
+        md, svg, bib = mk.get(".md", 0.0), mk.get(".svg", 0.0), mk.get(".bib", 0.0)
+        rest = b["seconds"]["render"] - md - svg - bib
+        lines.append(f"  N={r['n']}: md {md:.2f}, svg {svg:.2f}, bib {bib:.2f}, rest {rest:.2f}; "
+                     f"{1000 * (b['seconds']['render'] - svg) / b['pages']:.3f} ms/page without the charts")
     lines.append("")
     lines.append("papers-kb render again after one paper's summary changed (incremental):")
     for r in rows:

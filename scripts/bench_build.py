@@ -66,7 +66,10 @@ def make_project(dest: Path, n: int, template: str = "feichtenhofer2019slowfast"
         entry["title"] = f"{base['title']} (synthetic copy {i})"
         if base.get("short_name"):
             entry["short_name"] = f"{base['short_name']} #{i}"
-        entry["arxiv_id"] = f"{2501 + i // 99999}.{i % 99999 + 1:05d}"
+        # new arXiv ids of the entry's year (numbers 90000+ in December, then November ...: no
+        # month of that year had that many submissions, so no real id is reused)
+        yy = (base.get("year") or 2019) % 100
+        entry["arxiv_id"] = f"{yy:02d}{12 - i // 10000:02d}.{90000 + i % 10000:05d}"
         if previous:
             entry["related"] = [{"paper": previous, "kind": "see-also"}]
         (dest / "data" / "papers" / f"{key}.yaml").write_text(
@@ -79,8 +82,12 @@ def _worker_build(root: Path, site: Path | None) -> None:
     """Child process: the whole build, as ``papers-kb build`` runs it (without ``site``: only
     validate and render, as ``papers-kb render``); prints JSON."""
     from papers_kb.build import build_site, render_site
+    from papers_kb.catalog import CatalogError
 
-    rep = build_site(root, site) if site else render_site(root)
+    try:
+        rep = build_site(root, site) if site else render_site(root)
+    except CatalogError as exc:
+        sys.exit(exc.report())
     c = rep.catalog.counts()
     entries = sum(c[k] for k in ("papers", "datasets", "repos", "results", "resources", "stages", "tags"))
     print(json.dumps({"seconds": rep.seconds, "pages": rep.pages, "entries": entries,

@@ -1,9 +1,9 @@
 """``papers-kb serve``: MkDocs' development server, re-rendering the pages of edited entries.
 
-The server watches ``data/`` as well as ``site_src/``. Before each (re)build, the MkDocs hook
-:func:`on_pre_build` of this file validates ``data/`` and renders incrementally (only the
-pages whose inputs changed are rendered and written, see :func:`papers_kb.render.write_specs`);
-the server then builds dirty (MkDocs' ``--dirty``: only pages whose Markdown changed are
+The server watches ``data/`` and the hand-written pages of ``site_src/`` (:func:`on_serve`).
+Before each (re)build, the MkDocs hook :func:`on_pre_build` of this file validates ``data/``
+and renders incrementally (only the pages whose inputs changed are rendered and written, see
+:func:`papers_kb.render.write_specs`); the server then builds dirty (MkDocs' ``--dirty``: only pages whose Markdown changed are
 built again) and the browser reloads. A validation error is logged with every problem, and
 the pages stay as they were until the data is fixed.
 """
@@ -32,6 +32,20 @@ def on_pre_build(config: Any, **kwargs: Any) -> None:
     r = rep.render
     log.info("papers-kb: %d rendered (%d written), %d unchanged, %d removed in %.2f s (validate %.2f s)",
              len(r.rendered), len(r.written), r.unchanged, len(r.removed), rep.seconds["render"], rep.seconds["validate"])
+
+
+def on_serve(server: Any, config: Any, builder: Any, **kwargs: Any) -> Any:
+    """MkDocs hook: watch the hand-written pages but not ``site_src/generated/``, which the
+    pre-build hook writes (a watch there would start a second build after each edit)."""
+    from papers_kb.render import GENERATED
+
+    docs = Path(config.docs_dir)
+    server.unwatch(str(docs))
+    server.watch(str(docs), recursive=False)  # index.md, about.md ...
+    for child in sorted(docs.iterdir()):
+        if child.is_dir() and child.name != GENERATED:
+            server.watch(str(child))
+    return server
 
 
 def serve(root: Path | str, addr: str = "127.0.0.1:8000") -> int:

@@ -64,7 +64,7 @@ def main() -> int:
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "papers_kb.cli", "--root", str(work), "serve",
                                  "--addr", f"127.0.0.1:{port}"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}/generated/papers/{args.paper}/"
+        url = f"http://127.0.0.1:{port}/generated/papers/{args.paper}.html"  # use_directory_urls: false
         while _get(url) is None:
             if proc.poll() is not None or time.perf_counter() - t0 > 300:
                 print((work / "serve.log").read_text()[-3000:], file=sys.stderr)

@@ -335,9 +335,17 @@ def bib_downloads(cat: Catalog) -> list[Page]:
     return [spec.page() for spec in bib_download_specs(cat)]
 
 
+PAGE_ONLY_FIELDS = frozenset({"short_name", "aliases", "authors_note", "year_note", "links", "tags", "summary",
+                              "notes", "related", "confirmed", "sources"})
+"""Paper fields that :func:`paper_entry` never reads (shown on pages only): left out of the
+inputs of the BibTeX downloads, so that editing them does not write the downloads again."""
+
+
 def bib_download_specs(cat: Catalog) -> list[PageSpec]:
-    """:func:`bib_downloads` as page specs whose inputs are the papers each file holds."""
-    dumps = {k: p.model_dump(mode="json", exclude_none=True) for k, p in cat.papers.items()}
+    """:func:`bib_downloads` as page specs whose inputs are the papers each file holds (their
+    fields but :data:`PAGE_ONLY_FIELDS`)."""
+    dumps = {k: p.model_dump(mode="json", exclude_none=True, exclude=set(PAGE_ONLY_FIELDS))
+             for k, p in cat.papers.items()}
     specs = []
     for name, stage in [("all", None), *((f"stage-{n}", n) for n in sorted(cat.stages))]:
         papers = select(cat, stage=stage)

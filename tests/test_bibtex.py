@@ -122,3 +122,21 @@ def test_capital_protection() -> None:
     assert protect_capitals("{TSM}: a Temporal Shift") == "{TSM}: a Temporal Shift"
     assert protect_capitals("ViViT: A Video Vision Transformer") == "{ViViT}: A Video Vision Transformer"
     assert protect_capitals("R(2+1)D and CLIP") == "{R(2+1)D} and {CLIP}"
+
+
+def test_page_only_fields_do_not_change_an_entry(real_catalog) -> None:
+    # the BibTeX downloads are not written again when only these fields change: check that
+    # paper_entry indeed never shows them (each set to another value, BibTeX and BibLaTeX)
+    from papers_kb.bibtex import PAGE_ONLY_FIELDS, write as write_bib
+    from papers_kb.schema import Link, Relation, SourceRef
+
+    other = {"short_name": "Other name", "aliases": ["Another alias"], "authors_note": "other note",
+             "year_note": "other note", "links": [Link(kind="blog", url="https://example.org/post")],
+             "tags": ["other-tag"], "summary": "Another summary.", "notes": "Other notes.",
+             "related": [Relation(paper="someone2020other", kind="see-also")], "confirmed": "other",
+             "sources": [SourceRef(doc="other.txt")]}
+    assert set(other) == PAGE_ONLY_FIELDS
+    for p in real_catalog.papers.values():
+        changed = p.model_copy(update=other)
+        for biblatex in (False, True):
+            assert write_bib([changed], biblatex) == write_bib([p], biblatex), p.key

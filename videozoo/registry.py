@@ -173,6 +173,12 @@ class ModelSpec:
             check's kind and expectations, declared before it runs (see
             :mod:`videozoo.verify.memory`), e.g. ``{"kind": "long_video",
             "expected_min_pct": {"colour": 90.0}}``.  Empty for other models.
+        zero_shot: Settings of the Stage 3 zero-shot check (:mod:`videozoo.verify.zero_shot`),
+            ``None`` for models without one: ``expect`` maps a measured figure to the rule it
+            must meet on every seed (``{"heldout_top1_pct": ">= 60"}``), declared before the
+            runs; ``role`` is ``"model"`` or ``"control"``; ``control`` names the registered
+            model trained beside it as its control (e.g. ``"clip"``); other keys replace
+            :func:`videozoo.verify.zero_shot.train_zero_shot`'s defaults.
         variant: The :class:`Variant` this spec was derived from (``None`` for the paper's
             default model, registered by :func:`register_model`).
         image_init: For a video model that the paper initialises from an image model:
@@ -195,6 +201,7 @@ class ModelSpec:
     motion: dict[str, Any] = field(default_factory=dict)
     motion_variants: dict[str, tuple[dict[str, Any], bool, dict[str, Any]]] = field(default_factory=dict)
     image_init: tuple[Callable[[Any], Any], Callable[[nn.Module, dict], nn.Module]] | None = None
+    zero_shot: dict[str, Any] | None = None
     variant: "Variant | None" = None
     video_qa: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
@@ -257,6 +264,7 @@ def register_model(
     image_init: tuple[Callable[[Any], Any], Callable[[nn.Module, dict], nn.Module]] | None = None,
     video_qa: dict[str, Any] | None = None,
     memory: dict[str, Any] | None = None,
+    zero_shot: dict[str, Any] | None = None,
 ) -> Callable[[Callable[[Any], nn.Module]], Callable[[Any], nn.Module]]:
     """Decorator registering a model builder under its paper key and alias.
 
@@ -288,6 +296,7 @@ def register_model(
             image_init=image_init,
             video_qa=dict(video_qa or {}),
             memory=dict(memory or {}),
+            zero_shot=None if zero_shot is None else dict(zero_shot),
         )
         _ALIASES[alias] = key
         return builder

@@ -2,6 +2,7 @@
 
 from videozoo.models import (  # noqa: F401  (imported for their registrations)
     c3d,
+    clip,
     i3d,
     moviechat,
     mtv,

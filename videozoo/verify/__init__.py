@@ -40,7 +40,13 @@ the measurement, never from a hand-written value:
     maximum <= 30 % (chance 12.5 %) for a control that cannot use frame order.  Models and
     variants may declare their own schedule; with ``image_pretrain_steps`` the model starts, as
     its paper does, from an image model, here trained on single synthetic frames
-    (:func:`pretrain_image`).
+    (:func:`pretrain_image`).  ``not-run`` for models with a ``zero_shot`` setting.
+``zero_shot`` (``training``, or ``control`` for the frame-averaging CLIP)
+    Stage 3 (vision-language) models: the tiny config, started from a tiny CLIP pre-trained on
+    captioned single frames, is trained contrastively on captioned synthetic clips of seen
+    (object, direction) pairs and classifies clips of held-out pairs by their captions, 3 seeds,
+    against the rules its registration declares (:mod:`.zero_shot`); ``not-run`` for other
+    models, whose ``motion`` check is the training check.
 ``video_qa`` (``training``)
     Stage 4 video LLMs (:mod:`.video_qa`): the tiny config trained end to end to answer questions
     about synthetic clips in words, 3 seeds, with a one-random-frame control; other models: not run.
@@ -70,7 +76,7 @@ fields, ``generated`` and ``environment`` (which records the CPU model and torch
 count). Checks not selected in a run keep their previous result from an existing file.
 
 Layout: one module per kind of check (:mod:`.builds`, :mod:`.runs`, :mod:`.extra` for the
-checks a model file registers, :mod:`.motion`, :mod:`.video_qa`, :mod:`.memory`, :mod:`.gpu`), helpers in
+checks a model file registers, :mod:`.motion`, :mod:`.zero_shot`, :mod:`.video_qa`, :mod:`.memory`, :mod:`.gpu`), helpers in
 :mod:`.common`, and :mod:`.record` for running checks, writing records and comparing them with the code, and
 :mod:`.cli` for the command line. A new
 kind of check is one module plus one :class:`CheckKind` line in :data:`KINDS`.
@@ -99,12 +105,13 @@ from videozoo.verify.motion import (
 )
 from videozoo.verify.runs import check_runs
 from videozoo.verify.video_qa import check_video_qa
+from videozoo.verify.zero_shot import check_zero_shot, train_zero_shot
 
 __all__ = [
     "ALL_CHECKS", "FAST_CHECKS", "KINDS", "CheckKind", "clip_shape", "model_input", "environment",
     "check_builds", "check_runs", "check_extra", "check_motion", "pretrain_image", "train_motion", "check_video_qa",
     "check_memory",
-    "precise_bn", "check_gpu", "run_check", "verify_model", "write_record", "compare", "main",
+    "precise_bn", "check_gpu", "check_zero_shot", "train_zero_shot", "run_check", "verify_model", "write_record", "compare", "main",
     "MOTION_TEMPORAL_MIN", "MOTION_STATIC_MAX", "DEFAULT_SEEDS", "CONTROL_LABEL",
 ]
 
@@ -141,6 +148,9 @@ KINDS: dict[str, CheckKind] = {k.name: k for k in (
     CheckKind("motion", lambda spec, name, o: check_motion(spec, max_steps=o.get("motion_steps"), log=o.get("log"),
                                                            seeds=o.get("motion_seeds")),
               lambda spec, name: "training" if spec.temporal else "control", slow=True),
+    CheckKind("zero_shot", lambda spec, name, o: check_zero_shot(spec, log=o.get("log")),
+              lambda spec, name: "control" if (spec.zero_shot or {}).get("role") == "control" else "training",
+              slow=True),
     CheckKind("video_qa", lambda spec, name, o: check_video_qa(spec, log=o.get("log")), "training", slow=True),
     CheckKind("memory", lambda spec, name, o: check_memory(spec, log=o.get("log")), "training", slow=True),
     CheckKind("gpu", lambda spec, name, o: check_gpu(spec), "smoke-test"),

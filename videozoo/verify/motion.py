@@ -305,6 +305,9 @@ def check_motion(spec: ModelSpec, max_steps: int | None = None, log: Callable[[s
     if spec.video_qa:
         return make_check("motion", "not-run", "a video LLM answers in words: motion questions are in video_qa",
                           reason="Stage 4 video LLMs are trained on the video QA task instead (check video_qa)")
+    if spec.zero_shot is not None:
+        return make_check("motion", "not-run", "a vision-language model: its training check is zero_shot",
+                          reason="the model registers a zero_shot setting instead")
     cli = {} if max_steps is None else {"max_steps": max_steps}  # the command line wins over everything
     settings = {**spec.motion, **cli}
     seeds = tuple(seeds if seeds is not None else settings.pop("seeds", DEFAULT_SEEDS))

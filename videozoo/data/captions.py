@@ -40,6 +40,7 @@ import torch
 __all__ = [
     "SHAPES", "COLOURS", "DIRECTIONS", "CaptionClass", "CLASSES", "NUM_CLASSES", "class_captions",
     "heldout_classes", "seen_classes", "opposite", "make_caption_clips",
+    "ROWS", "COLUMNS", "FrameClass", "FRAME_CLASSES", "frame_captions", "make_caption_frames",
 ]
 
 SHAPES = ("square", "circle", "triangle", "cross")
@@ -134,6 +135,44 @@ def _shape_masks(dx: torch.Tensor, dy: torch.Tensor, r: torch.Tensor, shape_idx:
     return masks.gather(0, shape_idx.view(1, -1, 1, 1, 1).expand(1, *masks.shape[1:]))[0]
 
 
+def _appearance(n: int, T: int, size: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Per-sample appearance draws (the same number whatever the labels): object half size
+    (px), colour jitter, background colour and texture, per-frame pixel noise."""
+    def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(n, *shape, generator=gen)
+
+    return {
+        "radius": uniform(3.5, 5.0) * size / 32.0,
+        "jitter": uniform(-0.08, 0.08, 3),
+        "bg_colour": uniform(0.05, 0.30, 3),
+        "texture": torch.rand(n, 1, 6, 6, generator=gen),
+        "noise": torch.randn(n, 1, T, size, size, generator=gen),
+    }
+
+
+def _compose(shape_idx: torch.Tensor, colour_idx: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor,
+             look: dict[str, torch.Tensor], size: int) -> torch.Tensor:
+    """Draw each sample's object centred at ``(cx, cy)`` (``(n, T)`` px) over its background:
+    ``(n, 3, T, H, W)`` in [0, 1]."""
+    coords = torch.arange(size, dtype=torch.float32)
+    dx = coords[None, None, None, :] - cx[:, :, None, None]
+    dy = coords[None, None, :, None] - cy[:, :, None, None]
+    mask = _shape_masks(dx, dy, look["radius"][:, None, None, None], shape_idx)   # (n, T, H, W)
+    palette = torch.tensor(list(COLOURS.values()))
+    obj = (palette[colour_idx] + look["jitter"]).clamp(0.0, 1.0)                 # (n, 3)
+    tex = torch.nn.functional.interpolate(look["texture"], size=(size, size), mode="bilinear", align_corners=False)
+    background = look["bg_colour"][:, :, None, None] + 0.16 * (tex - 0.5)        # (n, 3, H, W)
+    clip = torch.addcmul(background[:, :, None], mask[:, None], (obj[:, :, None, None] - background)[:, :, None])
+    return clip.add_(look["noise"], alpha=0.03).clamp_(0.0, 1.0)
+
+
+def _check_labels(labels: torch.Tensor, count: int) -> torch.Tensor:
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    if labels.dim() != 1 or (labels.numel() and (labels.min() < 0 or labels.max() >= count)):
+        raise ValueError(f"labels must be a 1-D tensor of class indices in [0, {count}), got {tuple(labels.shape)}")
+    return labels
+
+
 def make_caption_clips(labels: torch.Tensor, frames: int = 8, size: int = 32, seed: int = 0) -> torch.Tensor:
     """Render one clip per label.
 
@@ -152,54 +191,94 @@ def make_caption_clips(labels: torch.Tensor, frames: int = 8, size: int = 32, se
     Raises:
         ValueError: labels outside ``[0, 64)`` or not 1-D, ``frames < 2``, ``size < 16``.
     """
-    labels = torch.as_tensor(labels, dtype=torch.long)
-    if labels.dim() != 1 or (labels.numel() and (labels.min() < 0 or labels.max() >= NUM_CLASSES)):
-        raise ValueError(f"labels must be a 1-D tensor of class indices in [0, {NUM_CLASSES}), got {tuple(labels.shape)}")
+    labels = _check_labels(labels, NUM_CLASSES)
     if frames < 2 or size < 16:
         raise ValueError(f"need frames >= 2 and size >= 16, got frames={frames}, size={size}")
     n, T = labels.shape[0], frames
     gen = torch.Generator().manual_seed(seed)
-    s = size / 32.0                   # geometric constants below are for 32x32 frames
-    k = 7.0 / (T - 1)                 # speeds are per frame of an 8-frame clip
-
-    def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
-        return lo + (hi - lo) * torch.rand(n, *shape, generator=gen)
-
-    # per-sample draws: the same number whatever the label
-    radius = uniform(3.5, 5.0) * s                               # half size of the object, px
-    jitter = uniform(-0.08, 0.08, 3)                             # colour jitter
-    bg_colour = uniform(0.05, 0.30, 3)
-    speed = uniform(1.2, 2.0) * s * k                            # px per frame
+    look = _appearance(n, T, size, gen)
+    speed = (1.2 + 0.8 * torch.rand(n, generator=gen)) * size / 32.0 * 7.0 / (T - 1)  # px per frame
     pos_u = torch.rand(n, generator=gen)                         # start along the motion
     pos_v = torch.rand(n, generator=gen)                         # position across it
-    texture = torch.rand(n, 1, 6, 6, generator=gen)
-    noise = torch.randn(n, 1, T, size, size, generator=gen)
 
     shape_idx = labels // (len(COLOURS) * len(DIRECTIONS))
     colour_idx = (labels // len(DIRECTIONS)) % len(COLOURS)
     direction = labels % len(DIRECTIONS)
     vertical = direction >= 2
-    margin = radius + 1.0
+    margin = look["radius"] + 1.0
     room = (size - 2 * margin).clamp(min=0.0)
-    travel = speed * (T - 1)
-    start = margin + pos_u * (room - travel).clamp(min=0.0)
+    start = margin + pos_u * (room - speed * (T - 1)).clamp(min=0.0)
     across = margin + pos_v * room
-    t = torch.arange(T, dtype=torch.float32)
-    along = start[:, None] + speed[:, None] * t                  # forward: right / down
+    along = start[:, None] + speed[:, None] * torch.arange(T, dtype=torch.float32)   # forward: right / down
     cx = torch.where(vertical[:, None], across[:, None].expand(n, T), along)
     cy = torch.where(vertical[:, None], along, across[:, None].expand(n, T))
-
-    coords = torch.arange(size, dtype=torch.float32)
-    dx = coords[None, None, None, :] - cx[:, :, None, None]
-    dy = coords[None, None, :, None] - cy[:, :, None, None]
-    mask = _shape_masks(dx, dy, radius[:, None, None, None], shape_idx)   # (n, T, H, W)
-
-    palette = torch.tensor(list(COLOURS.values()))
-    obj = (palette[colour_idx] + jitter).clamp(0.0, 1.0)         # (n, 3)
-    tex = torch.nn.functional.interpolate(texture, size=(size, size), mode="bilinear", align_corners=False)
-    background = bg_colour[:, :, None, None] + 0.16 * (tex - 0.5)          # (n, 3, H, W)
-    clip = torch.addcmul(background[:, :, None], mask[:, None], (obj[:, :, None, None] - background)[:, :, None])
-    clip.add_(noise, alpha=0.03).clamp_(0.0, 1.0)
+    clip = _compose(shape_idx, colour_idx, cx, cy, look, size)
     reverse = direction % 2 == 1                                  # left / up: the reversed rendering
     clip[reverse] = clip[reverse].flip(2)
     return clip
+
+
+# --------------------------------------------------------------------------- captioned frames
+
+ROWS = ("top", "middle", "bottom")
+COLUMNS = ("left", "centre", "right")
+
+
+@dataclass(frozen=True)
+class FrameClass:
+    """One class of the captioned frames: an object and the cell of a 3 x 3 grid it is in."""
+
+    shape: str
+    colour: str
+    row: str
+    column: str
+
+    @property
+    def caption(self) -> str:
+        """``"a {colour} {shape} in the {row} {column}"``."""
+        return f"a {self.colour} {self.shape} in the {self.row} {self.column}"
+
+
+FRAME_CLASSES = tuple(FrameClass(s, c, r, k) for s in SHAPES for c in COLOURS for r in ROWS for k in COLUMNS)
+"""All 144 frame classes; class ``i`` has object ``i // 9`` (as in :data:`CLASSES`), row
+``(i // 3) % 3`` and column ``i % 3``."""
+
+
+def frame_captions() -> list[str]:
+    """The 144 frame captions, in class order."""
+    return [c.caption for c in FRAME_CLASSES]
+
+
+def make_caption_frames(labels: torch.Tensor, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """Render one single frame per label: the object anywhere inside its grid cell.
+
+    Stand-in for the image-caption data CLIP is pre-trained on (paper Sec. 2.2), for the
+    Stage 3 zero-shot check: the objects, backgrounds and noise of :func:`make_caption_clips`,
+    still, with captions naming the object and where it is.  The cell is a third of the range
+    the object's centre can take (it stays in the frame) in each direction.
+
+    Args:
+        labels: ``(n,)`` class indices into :data:`FRAME_CLASSES`.
+        size: Height = width in pixels (>= 16).
+        seed: Random seed (the output is a deterministic function of the arguments).
+
+    Returns:
+        ``(n, 3, H, W)`` float32 frames in [0, 1].
+
+    Raises:
+        ValueError: labels outside ``[0, 144)`` or not 1-D, ``size < 16``.
+    """
+    labels = _check_labels(labels, len(FRAME_CLASSES))
+    if size < 16:
+        raise ValueError(f"need size >= 16, got {size}")
+    n = labels.shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    look = _appearance(n, 1, size, gen)
+    u, v = torch.rand(n, generator=gen), torch.rand(n, generator=gen)
+    obj, row, col = labels // 9, (labels // 3) % 3, labels % 3
+    margin = look["radius"] + 1.0
+    room = (size - 2 * margin).clamp(min=0.0)
+    cx = margin + (col + u) / 3 * room
+    cy = margin + (row + v) / 3 * room
+    frames = _compose(obj // len(COLOURS), obj % len(COLOURS), cx[:, None], cy[:, None], look, size)
+    return frames[:, :, 0]

@@ -919,6 +919,7 @@ def _reference_result() -> dict:
         "reference": f"open_clip {open_clip.__version__} (open_clip.model.CLIP, create_model(..., pretrained=None)); "
                      f"transformers {transformers.__version__} CLIPModel",
         "max_abs_diff": worst,
+        "tolerance": PARITY_TOLERANCE,
         "max_abs_diff_by_comparison": parity,
         "params": params,
         "expected": {"max_abs_diff": f"<= {PARITY_TOLERANCE:g}", "params_gap_pct": f"<= {PARAMS_TOLERANCE_PCT:g} in magnitude"},

@@ -1,11 +1,13 @@
 """One file per paper; importing this package registers every model."""
 
 from videozoo.models import (  # noqa: F401  (imported for their registrations)
+    bike,
     c3d,
     clip,
     i3d,
     moviechat,
     mtv,
+    ost,
     slowfocus,
     swin,
     tdn,

@@ -33,6 +33,7 @@ def test_template_descriptors():
     spatial, temporal = template_descriptors("a red square moving left")
     assert spatial[0] == "a red square" and len(spatial) == len(temporal) == 4
     assert temporal[0] == "a red square on the right" and temporal[-1] == "a red square on the left"
+    assert template_descriptors("a red square moving left", 2)[1] == ("a red square on the right", "a red square on the left")
     assert template_descriptors("somebody dancing", 2) == (("somebody dancing",) * 2, ("somebody dancing",) * 2)
     ids = descriptor_ids(["a blue cross moving up"], 4, 16)
     assert ids.shape == (1, 8, 16)
@@ -67,7 +68,7 @@ def test_bad_input_names_argument_and_limit():
     model = create("ost", "tiny")
     cfg = model.config
     video = normalize_pixels(torch.rand(1, *cfg.clip_shape()))
-    with pytest.raises(ValueError, match=r"\(A, 8, L\) descriptor ids"):
+    with pytest.raises(ValueError, match=r"\(A, 4, L\) descriptor ids"):
         model(video, torch.ones(2, 3, 16, dtype=torch.long))
     with pytest.raises(ValueError, match="empty class list"):
         model(video, torch.ones(0, 16, dtype=torch.long))

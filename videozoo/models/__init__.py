@@ -1,10 +1,12 @@
 """One file per paper; importing this package registers every model."""
 
 from videozoo.models import (  # noqa: F401  (imported for their registrations)
+    alt,
     bike,
     c3d,
     clip,
     i3d,
+    laiar,
     moviechat,
     mtv,
     ost,
@@ -19,6 +21,7 @@ from videozoo.models import (  # noqa: F401  (imported for their registrations)
     two_stream,
     uniformer,
     uniformerv2,
+    victr,
     video_chatgpt,
     video_swin,
     videoagent,

@@ -84,8 +84,10 @@ class OSTConfig(CLIPConfig):
 
     @classmethod
     def tiny(cls) -> "OSTConfig":
-        """CLIP's tiny towers (8 frames of 32x32, 8x8 patches, 16-token context), 4 + 4 descriptors."""
-        return cls(**{f.name: getattr(CLIPConfig.tiny(), f.name) for f in fields(CLIPConfig)})
+        """CLIP's tiny towers (8 frames of 32x32, 8x8 patches, 16-token context), 2 + 2 descriptors (a
+        released setting: the release ships 2-, 4- and 8-descriptor files)."""
+        base = {f.name: getattr(CLIPConfig.tiny(), f.name) for f in fields(CLIPConfig)}
+        return cls(**{**base, "descriptors": 2})
 
 
 # --------------------------------------------------------------------------- transport
@@ -190,8 +192,9 @@ def template_descriptors(caption: str, n: int = 4) -> tuple[tuple[str, ...], tup
     (``"a red square"``, ``"a square"``, ``"a red shape"``, ``"a red square on a dark
     background"``) and temporal descriptors the steps of the motion in order (``"a red square on
     the left"``, ``"the square moves to the right"``, ``"the square keeps moving right"``, ``"a
-    red square on the right"``), repeated cyclically when ``n > 4``.  Any other caption is its
-    own descriptor, ``n`` times.
+    red square on the right"``); for ``n < 4`` evenly spaced ones of these four (``n = 2``: the
+    first and the last), for ``n > 4`` they repeat cyclically.  Any other caption is its own
+    descriptor, ``n`` times.
 
     Raises:
         ValueError: ``n < 1``.
@@ -205,7 +208,8 @@ def template_descriptors(caption: str, n: int = 4) -> tuple[tuple[str, ...], tup
     spatial = (f"a {colour} {shape}", f"a {shape}", f"a {colour} shape", f"a {colour} {shape} on a dark background")
     first, move, keep, last = _STEPS[direction]
     temporal = (f"a {colour} {shape} {first}", f"the {shape} {move}", f"the {shape} {keep}", f"a {colour} {shape} {last}")
-    return tuple(spatial[i % 4] for i in range(n)), tuple(temporal[i % 4] for i in range(n))
+    pick = [round(i * 3 / (n - 1)) for i in range(n)] if 1 < n < 4 else [i % 4 for i in range(n)]
+    return tuple(spatial[i] for i in pick), tuple(temporal[i] for i in pick)
 
 
 def descriptor_ids(captions: list[str], n: int, context_length: int) -> torch.Tensor:
@@ -333,7 +337,7 @@ def _pot_comparison() -> dict:
     """Our :func:`sinkhorn` against POT's ``ot.sinkhorn`` (same cost, regularisation, marginals).
 
     Costs are OST's ``1 - cos`` between frame and descriptor embeddings of a tiny random OST
-    (8 frames, 4 descriptors, 3 clips x 5 classes), in float64; uniform marginals (OST's) and
+    (8 frames, 2 + 2 descriptors, 3 clips x 5 classes), in float64; uniform marginals (OST's) and
     random ones; both solvers run to convergence (stop threshold 1e-12).
     """
     import ot
@@ -346,10 +350,11 @@ def _pot_comparison() -> dict:
     video = normalize_pixels(torch.rand(3, 3, cfg.num_frames, cfg.image_size, cfg.image_size))
     captions = ["a red square moving left", "a blue circle moving up", "a green cross moving right",
                 "a yellow triangle moving down", "a red circle moving right"]
+    n = cfg.descriptors
     with torch.no_grad():
         frames = F.normalize(model.encode_video(video), dim=-1).double()
-        spatial, temporal = (d.double() for d in model.descriptor_embeddings(descriptor_ids(captions, 4, cfg.context_length)))
-    cost = 1 - torch.einsum("btd,and->batn", frames, torch.cat([spatial, temporal])).reshape(-1, cfg.num_frames, 4)
+        spatial, temporal = (d.double() for d in model.descriptor_embeddings(descriptor_ids(captions, n, cfg.context_length)))
+    cost = 1 - torch.einsum("btd,and->batn", frames, torch.cat([spatial, temporal])).reshape(-1, cfg.num_frames, n)
     gen = torch.Generator().manual_seed(1)
     a_rand = torch.rand(cost.shape[0], cost.shape[1], generator=gen, dtype=torch.float64) + 0.1
     b_rand = torch.rand(cost.shape[0], cost.shape[2], generator=gen, dtype=torch.float64) + 0.1

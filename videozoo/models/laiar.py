@@ -122,7 +122,7 @@ class DTFormer(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         B, T, R, D = tokens.shape
-        q = self.query.to(tokens.dtype).expand(B * T, 1, D)
+        q = self.query.to(tokens.dtype).view(1, 1, D).repeat(B * T, 1, 1)    # a copy: views of a parameter upset hooks
         frames = self.pool(q, tokens.reshape(B * T, R, D)).view(B, T, D)
         selection = self.select(frames).squeeze(-1).softmax(dim=-1)
         h = self.temporal(frames)

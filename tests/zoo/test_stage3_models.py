@@ -31,3 +31,10 @@ def test_clip_weights_load_by_name(name):
     assert not result.unexpected_keys
     assert all(not k.startswith(("visual.", "text.")) for k in result.missing_keys)
     assert torch.equal(model.visual.conv1.weight, clip.visual.conv1.weight)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_tiny_towers_are_clips_tiny_towers(name):
+    from videozoo.registry import make_config
+
+    assert make_config(name, "tiny").clip_config() == make_config("clip", "tiny")

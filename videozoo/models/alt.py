@@ -92,6 +92,10 @@ class ALTConfig(CLIPConfig):
         base = {f.name: getattr(CLIPConfig.tiny(), f.name) for f in fields(CLIPConfig)}
         return cls(**{**base, "region_grid": 2, "adapter_layers": 1, "adapter_heads": 4})
 
+    def clip_config(self) -> CLIPConfig:
+        """The CLIP part of this config: the towers that pre-trained CLIP weights load into."""
+        return CLIPConfig(**{f.name: getattr(self, f.name) for f in fields(CLIPConfig)})
+
 
 def region_tokens(patches: torch.Tensor, grid: int, iters: int, temperature: float) -> torch.Tensor:
     """Group the patch tokens of each frame into ``grid^2`` region tokens by soft k-means.

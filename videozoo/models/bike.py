@@ -119,6 +119,10 @@ class BIKEConfig(CLIPConfig):
         return cls(**{**base, "temporal_layers": 1, "temporal_heads": 1, "frame_positions": 16,
                       "attribute_topk": 3})
 
+    def clip_config(self) -> CLIPConfig:
+        """The CLIP part of this config: the towers that pre-trained CLIP weights load into."""
+        return CLIPConfig(**{f.name: getattr(self, f.name) for f in fields(CLIPConfig)})
+
 
 def _check_bike_config(c: BIKEConfig) -> None:
     problems = []

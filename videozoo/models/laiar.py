@@ -99,6 +99,10 @@ class LaIARConfig(CLIPConfig):
         base = {f.name: getattr(CLIPConfig.tiny(), f.name) for f in fields(CLIPConfig)}
         return cls(**{**base, "dtformer_layers": 1, "dtformer_heads": 4})
 
+    def clip_config(self) -> CLIPConfig:
+        """The CLIP part of this config: the towers that pre-trained CLIP weights load into."""
+        return CLIPConfig(**{f.name: getattr(self, f.name) for f in fields(CLIPConfig)})
+
 
 class DTFormer(nn.Module):
     """The DT-Former shared by LaIAR's video and language models.

@@ -89,6 +89,10 @@ class OSTConfig(CLIPConfig):
         base = {f.name: getattr(CLIPConfig.tiny(), f.name) for f in fields(CLIPConfig)}
         return cls(**{**base, "descriptors": 2})
 
+    def clip_config(self) -> CLIPConfig:
+        """The CLIP part of this config: the towers that pre-trained CLIP weights load into."""
+        return CLIPConfig(**{f.name: getattr(self, f.name) for f in fields(CLIPConfig)})
+
 
 # --------------------------------------------------------------------------- transport
 

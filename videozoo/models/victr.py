@@ -84,6 +84,10 @@ class VicTRConfig(CLIPConfig):
         base = {f.name: getattr(CLIPConfig.tiny(), f.name) for f in fields(CLIPConfig)}
         return cls(**{**base, "victr_layers": 1, "victr_heads": 4})
 
+    def clip_config(self) -> CLIPConfig:
+        """The CLIP part of this config: the towers that pre-trained CLIP weights load into."""
+        return CLIPConfig(**{f.name: getattr(self, f.name) for f in fields(CLIPConfig)})
+
 
 class VicTRBlock(nn.Module):
     """One VicTR block: cross-modal attention within each frame, temporal attention across frames, MLP.

@@ -1,6 +1,6 @@
 """The soft-target "NCE" loss of BIKE's release, reused by OST's.
 
-BIKE (Wu et al., arXiv 2301.00182, Sec. 3.3; github.com/whwu95/BIKE ``utils/NCELoss.py``) trains
+BIKE (Wu et al., arXiv 2301.00182; github.com/whwu95/BIKE ``utils/NCELoss.py``) trains
 video-text similarities with a KL divergence between the softmax of the logits and the softmax
 of ``10 x`` the same-class indicator matrix, in the video -> text and text -> video directions;
 OST (Chen et al., arXiv 2312.00096; github.com/tomchen-ctj/OST ``utils/NCELoss.py``, the same

@@ -1,8 +1,8 @@
 """A transformer over per-frame embeddings: learned frame positions, pre-norm blocks, a residual.
 
 The "temporal transformer" that CLIP-based video models put on top of CLIP's frame embeddings
-(the ``Transf`` similarity header of CLIP4Clip, Luo et al., arXiv 2104.08860, Sec. 3.3, reused by
-BIKE's video header, Wu et al., arXiv 2301.00182, Sec. 3.2): ``y = x + Blocks(x + P[:T])``, where
+(the sequential-transformer similarity calculator ``seqTransf`` of CLIP4Clip, Luo et al., arXiv
+2104.08860, which BIKE's release reuses as its ``Transf`` video header, Wu et al., arXiv 2301.00182): ``y = x + Blocks(x + P[:T])``, where
 ``P`` holds one learned position embedding per frame index.  Because of ``P`` the output depends
 on the order of the frames, which a mean over frame embeddings does not.
 

@@ -7,7 +7,7 @@ Vision-Language Models", CVPR 2023, arXiv 2301.00182.  Authors' code: github.com
 
 BIKE uses a CLIP (:mod:`videozoo.models.clip`) in both directions:
 
-* **Video -> text: video attribute association** (Sec. 3.1).  The clip's CLIP embedding
+* **Video -> text: video attribute association**.  The clip's CLIP embedding
   retrieves the ``k`` words of a lexicon it is most similar to; they are written into a
   sentence, ``"This is a video about w1,w2,...,wk"`` (the release's template), which the text
   tower encodes.  A small head compares the sentence with the class captions: two 2-layer
@@ -15,7 +15,7 @@ BIKE uses a CLIP (:mod:`videozoo.models.clip`) in both directions:
   sentence embedding) and a cosine similarity (the release's ``sentence_text_logit``).  The
   attribute branch's logits are added to the video branch's (the release fuses the two
   branches' scores after training; here with weight ``attribute_weight``).
-* **Text -> video: video (temporal) concept spotting** (Sec. 3.2).  The frame embeddings pass a
+* **Text -> video: video (temporal) concept spotting**.  The frame embeddings pass a
   temporal transformer (the release's ``Transf`` header: 6 pre-norm blocks, learned frame
   positions, a residual; :class:`videozoo.layers.temporal_transformer.FrameTransformer`).  Then
   every word token of a caption scores every frame, ``softmax_t(<w_l, v_t> / 0.01)``, and the
@@ -24,7 +24,7 @@ BIKE uses a CLIP (:mod:`videozoo.models.clip`) in both directions:
   ``logit(b, n) = <sum_t a_{n,b,t} v_{b,t}, c_n>`` (the release's ``VCS`` interaction; the
   ``DP`` interaction, mean over frames and cosine, is the baseline).  The saliency is
   parameter-free, as the paper says.
-* **Bidirectional loss** (Sec. 3.3): video -> category and category -> video, each a KL
+* **Bidirectional loss**: video -> category and category -> video, each a KL
   divergence between the softmax of the scaled logits and the softmax of ``10 x`` the
   same-class indicator matrix (the release's ``NCELoss``), averaged over the two directions;
   the attribute branch is trained with the same loss on its own logits.
@@ -144,7 +144,7 @@ def _check_bike_config(c: BIKEConfig) -> None:
 
 def concept_spotting_logits(frames: torch.Tensor, word_tokens: torch.Tensor, class_emb: torch.Tensor,
                             temperature: float = 0.01) -> torch.Tensor:
-    """Video concept spotting (Sec. 3.2; the release's ``VCS`` interaction), unscaled logits.
+    """Video concept spotting (the release's ``VCS`` interaction), unscaled logits.
 
     Every word token of caption ``n`` scores every frame; the softmax over frames (temperature
     ``temperature``), averaged over the caption's ``L`` positions, is the temporal saliency
@@ -169,7 +169,7 @@ def concept_spotting_logits(frames: torch.Tensor, word_tokens: torch.Tensor, cla
 
 
 def bike_nce_loss(logits: torch.Tensor, labels: torch.Tensor | None = None, target_scale: float = 10.0) -> torch.Tensor:
-    """BIKE's bidirectional loss (Sec. 3.3; the release's ``NCELoss`` on ``logits`` and ``logits.T``,
+    """BIKE's bidirectional loss (the release's ``NCELoss`` on ``logits`` and ``logits.T``,
     averaged): :func:`videozoo.layers.nce.soft_target_nce` for video -> category and category ->
     video.
 
@@ -287,7 +287,7 @@ class BIKE(CLIP):
         return out.scatter(1, P + n, self.eot_id)
 
     def attribute_logits(self, frames: torch.Tensor, class_emb: torch.Tensor) -> torch.Tensor:
-        """Video attribute association (Sec. 3.1): ``(B, N)`` unscaled logits.
+        """Video attribute association: ``(B, N)`` unscaled logits.
 
         Args:
             frames: ``(B, T, D)`` CLIP frame embeddings (before the temporal header).
@@ -342,7 +342,7 @@ class BIKE(CLIP):
         return out
 
     def contrastive_loss(self, video: torch.Tensor, text: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """BIKE's bidirectional loss (Sec. 3.3) on ``B`` matched (clip, caption) pairs, summed over
+        """BIKE's bidirectional loss on ``B`` matched (clip, caption) pairs, summed over
         the branches.  ``labels`` (``(B,)``, optional) marks pairs of the same class."""
         if video.shape[0] != text.shape[0]:
             raise ValueError(f"need one caption per clip: {video.shape[0]} clips, {text.shape[0]} captions")

@@ -6,7 +6,7 @@ The repository the paper names (github.com/NingWang2049/LaIAR) holds no model co
 and an unrelated notebook at commit 8e266ac), so this file restates the method from the paper's
 description.
 
-LaIAR trains two models side by side and keeps only one (Sec. 3, Fig. 2):
+LaIAR trains two models side by side and keeps only one (the paper's Fig. 2):
 
 * a **language model** that reads a symbolic description of each frame -- the clip's
   spatio-temporal scene graph, relation triplets written as words -- and
@@ -15,7 +15,7 @@ LaIAR trains two models side by side and keeps only one (Sec. 3, Fig. 2):
 Both pass their per-frame *relation tokens* through one shared **DT-Former**, which picks the
 key relation tokens of each frame and the key frames (the relational transitions that decide
 the action) and reasons over time.  Knowledge moves from the language model to the video model
-by three terms (Sec. 3.3): a **joint embedding space** (the video model's frame tokens are
+by three terms: a **joint embedding space** (the video model's frame tokens are
 pulled onto the language model's, which are text embeddings of the relations), **token
 selection supervision** (the video model's choice of key frames follows the language model's)
 and **cross-modal learning** (the video model's class distribution follows the language

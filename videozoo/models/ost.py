@@ -8,11 +8,11 @@ arXiv 2312.00096.  Authors' code: github.com/tomchen-ctj/OST (commit 1810ae6,
 OST changes the text side of a fine-tuned CLIP (ViFi-CLIP: CLIP's frame embeddings, no temporal
 module) and adds no parameters:
 
-* **Spatio-temporal descriptors** (Sec. 3.2): an LLM rewrites each class name into ``N``
+* **Spatio-temporal descriptors**: an LLM rewrites each class name into ``N``
   *spatio* descriptors (what a single frame shows: objects, scene) and ``N`` *temporal*
   descriptors (the steps of the action, in order).  Each descriptor is encoded by CLIP's text
   tower.
-* **Optimal Descriptor Solver** (Sec. 3.3): the ``T`` frame embeddings of a clip and the ``N``
+* **Optimal Descriptor Solver**: the ``T`` frame embeddings of a clip and the ``N``
   descriptor embeddings of a class are two discrete distributions (uniform weights
   ``1/T``, ``1/N``); the cost is ``C = 1 - cos``; the entropy-regularised transport plan
   ``P = diag(r) exp(-C / eps) diag(c)`` (``eps = 0.1``) is found by Sinkhorn's iterations
@@ -153,7 +153,7 @@ def _od_solver(frames: torch.Tensor, desc: torch.Tensor, eps: float, max_iter: i
 
 def optimal_descriptor_logits(frames: torch.Tensor, spatial: torch.Tensor, temporal: torch.Tensor, scale: torch.Tensor,
                               eps: float = 0.1, max_iter: int = 100, tol: float = 1e-2) -> torch.Tensor:
-    """OST's logits (Sec. 3.3; the release's ``get_logit``).
+    """OST's logits (the Optimal Descriptor Solver; the release's ``get_logit``).
 
     ``0.5 (OT(f, s) + pool(f, s)) + 0.5 (OT(f, t) + pool(f, t))``, where ``OT`` is the scaled
     transport score of the Optimal Descriptor Solver and ``pool`` the scaled product of the

@@ -6,7 +6,7 @@ No official code is released; this file restates the method from the paper's des
 
 Instead of adding temporal modelling to the visual embedding only, VicTR updates the *text*
 embeddings of the classes with the video, so that each clip gets its own class embeddings
-(Sec. 3).  On a CLIP (:mod:`videozoo.models.clip`), for a clip with frame embeddings ``v_t``
+(the paper's method section).  On a CLIP (:mod:`videozoo.models.clip`), for a clip with frame embeddings ``v_t``
 (``T`` video tokens), ``K`` class caption embeddings ``c_k`` and ``A`` auxiliary text embeddings
 ``a_j`` (visually grounded semantic text, e.g. object or scene names):
 

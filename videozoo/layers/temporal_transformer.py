@@ -2,9 +2,10 @@
 
 The "temporal transformer" that CLIP-based video models put on top of CLIP's frame embeddings
 (the sequential-transformer similarity calculator ``seqTransf`` of CLIP4Clip, Luo et al., arXiv
-2104.08860, which BIKE's release reuses as its ``Transf`` video header, Wu et al., arXiv 2301.00182): ``y = x + Blocks(x + P[:T])``, where
-``P`` holds one learned position embedding per frame index.  Because of ``P`` the output depends
-on the order of the frames, which a mean over frame embeddings does not.
+2104.08860, which BIKE's release reuses as its ``Transf`` video header, Wu et al., arXiv
+2301.00182): ``y = x + Blocks(x + P[:T])``, where ``P`` holds one learned position embedding per
+frame index.  Because of ``P`` the output depends on the order of the frames, which a mean over
+frame embeddings does not.
 
 Used by :mod:`videozoo.models.bike` (the video header) and :mod:`videozoo.models.laiar` (the
 temporal part of the DT-Former).

@@ -1,26 +1,28 @@
-"""Make ``videozoo/reference_tables/bike.json`` from the authors' BIKE code.
+"""Make the BIKE tables in ``videozoo/reference_tables/`` from the authors' BIKE code.
 
 Usage (a checkout of github.com/whwu95/BIKE; no GPU, no weights needed)::
 
     git clone https://github.com/whwu95/BIKE /tmp/BIKE
     git -C /tmp/BIKE checkout e8f6a8b8b573878e03d1c06246d830d65bf87799
-    PYTHONPATH=$PWD python scripts/reference_tables/bike.py --release /tmp/BIKE \\
-        --out videozoo/reference_tables/bike.json
+    PYTHONPATH=$PWD python scripts/reference_tables/bike.py --release /tmp/BIKE --out videozoo/reference_tables
 
-What it records, all computed by the authors' ``clip/model.py`` (their CLIP), ``modules/video_clip.py``
+What it writes, all from the authors' ``clip/model.py`` (their CLIP), ``modules/video_clip.py``
 (``video_header``, ``sentence_text_logit``) and ``utils/NCELoss.py`` (``NCELoss``), loaded from the
-checkout:
+checkout, in the layout of :mod:`videozoo.reference_tables` (``entries``: ``[name, shape,
+"param" | "buffer"]``).  Names carry the release's checkpoint keys as prefixes:
+``model_state_dict.`` (the CLIP), ``fusion_model_state_dict.`` (the video header) and
+``attributes.fusion_model_state_dict.`` (the attribute branch's ``sentence_text_logit``).
 
-* the (state-dict name, shape) tables and parameter counts of the released configurations: the
-  video branch with ViT-B/16 (``configs/k400/k400_train_rgb_vitb-16-f8.yaml``: ``Transf`` header,
-  ``VCS`` interaction) and the attribute head of the video + attributes model with ViT-B/32
-  (``k400_train_video_attr_vitb-32-f8.yaml``), built as ``train.py`` / ``train_attributes.py`` build
-  them;
-* for a tiny configuration, with weights drawn by :func:`videozoo.models.bike.seeded_state_dict`
-  over their tables and clips drawn by :func:`videozoo.models.bike.seeded_input`: the video
-  branch's logits (``logit_scale * video_header(image_emb, text_emb, cls_emb)`` for ``VCS`` and
-  ``DP``, as ``train.py`` computes them), the bidirectional ``NCELoss`` of those logits, and the
-  attribute head's cosines for given attribute sentences (as ``train_attributes.py`` computes them).
+* ``bike_vitb16_k400.json``: the video branch with ViT-B/16
+  (``configs/k400/k400_train_rgb_vitb-16-f8.yaml``: ``Transf`` header, ``VCS`` interaction);
+* ``bike_vitb32_va_k400.json``: the video + attributes model with ViT-B/32
+  (``k400_train_video_attr_vitb-32-f8.yaml``), one CLIP;
+* ``bike_tiny_outputs.json``: a tiny configuration's table and what their code computes with
+  weights drawn by :func:`videozoo.models.bike.seeded_state_dict` over that table and clips drawn by
+  :func:`videozoo.models.bike.seeded_input`: the video branch's logits
+  (``logit_scale * video_header(image_emb, text_emb, cls_emb)`` for ``VCS`` and ``DP``, as
+  ``train.py`` computes them), the bidirectional ``NCELoss`` of those logits, and the attribute
+  head's cosines for given attribute sentences (as ``train_attributes.py`` computes them).
 """
 
 from __future__ import annotations
@@ -41,9 +43,9 @@ REPO = "https://github.com/whwu95/BIKE"
 # The release's CLIP constructor arguments: embed_dim, image_resolution, vision_layers, vision_width,
 # vision_patch_size, context_length, vocab_size, transformer_width, transformer_heads, transformer_layers.
 RELEASED = {
-    "video_vitb16": dict(config="configs/k400/k400_train_rgb_vitb-16-f8.yaml", videozoo_name="bike",
+    "bike_vitb16_k400": dict(config="configs/k400/k400_train_rgb_vitb-16-f8.yaml", videozoo_name="bike",
                          clip=(512, 224, 12, 768, 16, 77, 49408, 512, 8, 12), attributes=False),
-    "video_attributes_vitb32": dict(config="configs/k400/k400_train_video_attr_vitb-32-f8.yaml",
+    "bike_vitb32_va_k400": dict(config="configs/k400/k400_train_video_attr_vitb-32-f8.yaml",
                                     videozoo_name="bike_vitb32_va",
                                     clip=(512, 224, 12, 768, 32, 77, 49408, 512, 8, 12), attributes=True),
 }
@@ -67,14 +69,15 @@ def load_release(path: Path):
 
 
 def compact_json(obj: dict) -> str:
-    """JSON with one line per layer-table row and per list of numbers (readable diffs)."""
+    """JSON with one line per table entry and per list of numbers (readable diffs)."""
     text = json.dumps(obj, indent=1)
     text = re.sub(r"\[[^\[\]{}]*\]", lambda m: " ".join(m.group(0).split()), text)
-    return re.sub(r'\[\s*"[^"\n]*",\s*\[[^\[\]]*\]\s*\]', lambda m: " ".join(m.group(0).split()), text)
+    return re.sub(r'\[\s*"[^"\n]*",\s*\[[^\[\]]*\],\s*"[a-z]+"\s*\]', lambda m: " ".join(m.group(0).split()), text)
 
 
-def table(model: torch.nn.Module) -> list:
-    return [[k, list(v.shape)] for k, v in model.state_dict().items()]
+def entries(prefix: str, model: torch.nn.Module) -> list:
+    params = {name for name, _ in model.named_parameters()}
+    return [[prefix + k, list(v.shape), "param" if k in params else "buffer"] for k, v in model.state_dict().items()]
 
 
 def build(release, clip_args, attributes: bool, device: str = "cpu"):
@@ -91,7 +94,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--release", type=Path, required=True, help="checkout of whwu95/BIKE")
     p.add_argument("--commit", help="commit of that checkout (default: git rev-parse HEAD there)")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="folder of the tables (videozoo/reference_tables)")
     args = p.parse_args()
     from videozoo.data.tokenizer import tokenize
     from videozoo.models.bike import seeded_input, seeded_state_dict
@@ -99,46 +102,47 @@ def main() -> None:
     release = load_release(args.release)
     commit = args.commit or subprocess.run(["git", "-C", str(args.release), "rev-parse", "HEAD"],
                                            capture_output=True, text=True, check=True).stdout.strip()
-    out = {
-        "model": "BIKE (arXiv 2301.00182)",
-        "repository": REPO,
-        "commit": commit,
-        "files": ["clip/model.py", "modules/video_clip.py", "utils/NCELoss.py"],
-        "how": ("scripts/reference_tables/bike.py: the release's CLIP(*clip_args), video_header('Transf', ...) and "
-                "sentence_text_logit built as train.py and train_attributes.py build them (meta device for the "
-                "released sizes); state_dict() names and shapes in the release's order; the tiny models in eval "
-                "mode with weights from videozoo.models.bike.seeded_state_dict(table, weight_seed) and clips "
-                "(B*T, 3, H, W) from seeded_input(shape, input_seed)"),
-        "tolerance": 1e-5,
-        "released": {},
-    }
+    header = {"repository": REPO, "commit": commit,
+              "files": ["clip/model.py", "modules/video_clip.py", "utils/NCELoss.py"]}
+    prefixes = ("model_state_dict.", "fusion_model_state_dict.", "attributes.fusion_model_state_dict.")
+    args.out.mkdir(parents=True, exist_ok=True)
     for name, r in RELEASED.items():
         clip, vcs, sent = build(release, r["clip"], r["attributes"], device="meta")
-        entry = {"config": r["config"], "videozoo_name": r["videozoo_name"], "clip_args": list(r["clip"]),
-                 "clip_table": table(clip), "video_header_table": table(vcs)}
-        n = sum(p.numel() for p in clip.parameters()) + sum(p.numel() for p in vcs.parameters())
-        if sent is not None:
-            entry["sentence_text_logit_table"] = table(sent)
-            n += sum(p.numel() for p in sent.parameters())
-        entry["params"] = n
-        out["released"][name] = entry
+        modules = [m for m in (clip, vcs, sent) if m is not None]
+        table = {
+            "model": f"BIKE (arXiv 2301.00182), {r['config']}", **header,
+            "constructor": (f"clip.model.CLIP{tuple(r['clip'])}; modules.video_clip.video_header('Transf', 'VCS', "
+                            f"clip.state_dict())" + ("; modules.video_clip.sentence_text_logit(clip.state_dict())"
+                                                     if sent is not None else "")),
+            "how": ("scripts/reference_tables/bike.py: the release's modules built as train.py and train_attributes.py "
+                    "build them, on the meta device (random weights, nothing downloaded); every state_dict() entry in "
+                    "order, prefixed with its checkpoint key (model_state_dict. for the CLIP, fusion_model_state_dict. "
+                    "for the video header, attributes.fusion_model_state_dict. for the attribute head; one CLIP serves "
+                    "both branches); params is the sum of the parameters' sizes"),
+            "videozoo_name": r["videozoo_name"],
+            "params": sum(p.numel() for m in modules for p in m.parameters()),
+            "entries": [e for pre, m in zip(prefixes, (clip, vcs, sent)) if m is not None for e in entries(pre, m)],
+        }
+        (args.out / f"{name}.json").write_text(compact_json(table) + "\n")
+        print(f"wrote {name}.json: params {table['params']}")
 
     clip, vcs, sent = build(release, TINY["clip"], True)
     _, _, _, NCELoss = release
     with contextlib.redirect_stdout(io.StringIO()):
         dp = release[1]("Transf", "DP", clip.state_dict())
-    tables = {"clip": table(clip), "video_header": table(vcs), "sentence_text_logit": table(sent)}
-    seeds = {"clip": 11, "video_header": 12, "sentence_text_logit": 13, "input": 14}
-    clip.load_state_dict(seeded_state_dict(tables["clip"], seeds["clip"]))
-    vcs.load_state_dict(seeded_state_dict(tables["video_header"], seeds["video_header"]))
-    dp.load_state_dict(seeded_state_dict(tables["video_header"], seeds["video_header"]))
-    sent.load_state_dict(seeded_state_dict(tables["sentence_text_logit"], seeds["sentence_text_logit"]))
+    table = [e for pre, m in zip(prefixes, (clip, vcs, sent)) for e in entries(pre, m)]
+    seed = 11
+    weights = seeded_state_dict([[n, s] for n, s, _ in table], seed)
+    for pre, m in zip(prefixes, (clip, vcs, sent)):
+        m.load_state_dict({k[len(pre):]: v for k, v in weights.items() if k.startswith(pre)})
+    dp.load_state_dict({k[len(prefixes[1]):]: v for k, v in weights.items() if k.startswith(prefixes[1])})
     for m in (clip, vcs, dp, sent):
         m.eval()
     B, T, size = TINY["batch"], TINY["frames"], TINY["clip"][1]
     context = TINY["clip"][5]
     frames_shape = [B * T, 3, size, size]
-    images = seeded_input(frames_shape, seeds["input"])
+    input_seed = 14
+    images = seeded_input(frames_shape, input_seed)
     text = tokenize(TINY["captions"][:B], context_length=context)
     sentences = tokenize(TINY["sentences"], context_length=context)
     labels = torch.tensor(TINY["labels"])
@@ -153,16 +157,26 @@ def main() -> None:
         loss = (nce(vcs_logits, gt) + nce(vcs_logits.T, gt)) / 2
         s_cls, _ = clip.encode_text(sentences, return_token=True)
         attr = sent(query_cls_emb=F.normalize(cls_emb, dim=-1), sentence_cls_features=F.normalize(s_cls, dim=-1))
-    out["tiny"] = {
-        "clip_args": list(TINY["clip"]), "batch": B, "frames": T, "frames_shape": frames_shape, "seeds": seeds,
-        "captions": TINY["captions"][:B], "labels": TINY["labels"], "sentences": TINY["sentences"],
-        "tables": tables,
-        "vcs_logits": vcs_logits.tolist(), "dp_logits": dp_logits.tolist(), "nce_loss": loss.item(),
-        "attribute_cosines": attr.tolist(),
+    tiny = {
+        "model": "BIKE (arXiv 2301.00182), a tiny configuration run by the release's code", **header,
+        "constructor": (f"clip.model.CLIP{tuple(TINY['clip'])}; video_header('Transf', 'VCS' and 'DP', "
+                        f"clip.state_dict()); sentence_text_logit(clip.state_dict())"),
+        "how": ("scripts/reference_tables/bike.py: the release's tiny modules in eval mode with weights "
+                "videozoo.models.bike.seeded_state_dict(entries, weight_seed) in the table's order (the DP header gets "
+                "the VCS header's weights), clips (B*T, 3, H, W) = seeded_input(frames_shape, input_seed); outputs as "
+                "train.py (logit_scale.exp() * video_header(...)) and train_attributes.py (sentence_text_logit on "
+                "normalised embeddings) compute them; nce_loss = (NCELoss(logits, G) + NCELoss(logits.T, G)) / 2"),
+        "tolerance": 1e-5,
+        "clip_args": list(TINY["clip"]), "batch": B, "frames": T, "frames_shape": frames_shape,
+        "weight_seed": seed, "input_seed": input_seed, "captions": TINY["captions"][:B], "labels": TINY["labels"],
+        "sentences": TINY["sentences"],
+        "outputs": {"vcs_logits": vcs_logits.tolist(), "dp_logits": dp_logits.tolist(), "nce_loss": loss.item(),
+                    "attribute_cosines": attr.tolist()},
+        "params": sum(p.numel() for m in (clip, vcs, sent) for p in m.parameters()),
+        "entries": table,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(compact_json(out) + "\n")
-    print(f"wrote {args.out}: params " + ", ".join(f"{k} {v['params']}" for k, v in out["released"].items()))
+    (args.out / "bike_tiny_outputs.json").write_text(compact_json(tiny) + "\n")
+    print("wrote bike_tiny_outputs.json")
 
 
 if __name__ == "__main__":

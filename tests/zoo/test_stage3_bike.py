@@ -94,7 +94,7 @@ def test_reference_check_against_the_authors_code():
     result = _reference_check()
     assert result["passed"], result["summary"]
     assert result["max_abs_diff"] < 1e-5
-    assert all(not t["differing_keys"] for t in result["tables"].values())
+    assert all(t["passed"] and t["matched"] == t["entries"] for t in result["tables"].values())
 
 
 def test_bad_input_names_argument_and_limit():
@@ -111,3 +111,19 @@ def test_bad_input_names_argument_and_limit():
         BIKE(make_config("bike", "tiny", interaction="XX"))
     with pytest.raises(ValueError, match="unexpected key"):
         load_state_dict_from({"token_embedding.weight": torch.zeros(1)}, {"transformer.foo": torch.zeros(1)})
+
+
+def test_release_checkpoint_layouts_load():
+    torch.manual_seed(0)
+    model = create("bike", "tiny")
+    sd = model.state_dict()
+    flat = load_state_dict_from({"model_state_dict.logit_scale": sd["logit_scale"],
+                                 "fusion_model_state_dict.frame_position_embeddings.weight":
+                                     sd["video_head.frame_position_embeddings.weight"],
+                                 "fusion_model_state_dict.transformer.resblocks.0.ln_1.weight":
+                                     sd["video_head.blocks.0.norm1.weight"]})
+    nested = load_state_dict_from({"model_state_dict": {"logit_scale": sd["logit_scale"]},
+                                   "fusion_model_state_dict": {"transformer.resblocks.0.attn.in_proj_weight":
+                                                               sd["video_head.blocks.0.attn.qkv.weight"]}})
+    assert set(flat) == {"logit_scale", "video_head.frame_position_embeddings.weight", "video_head.blocks.0.norm1.weight"}
+    assert set(nested) == {"logit_scale", "video_head.blocks.0.attn.qkv.weight"}

@@ -8,7 +8,7 @@ import torch
 
 from videozoo.data.tokenizer import tokenize
 from videozoo.models.clip import normalize_pixels
-from videozoo.models.ost import _reference_check, descriptor_ids, sinkhorn, template_descriptors
+from videozoo.models.ost import _reference_check, descriptor_ids, load_state_dict_from, sinkhorn, template_descriptors
 from videozoo.registry import create, get_spec, make_config
 
 ot = pytest.importorskip("ot")
@@ -76,3 +76,27 @@ def test_bad_input_names_argument_and_limit():
         model(video[:, :, :5], tokenize(["a red square moving left"], context_length=16))
     with pytest.raises(ValueError, match="context length is 16"):
         descriptor_ids(["a " + "very " * 20 + "long caption"], 4, 16)
+
+
+def test_release_names_map_to_clip_names():
+    """The release's OST module holds CLIP's tensors as image_encoder.* / text_encoder.*: renaming an
+    OpenAI-layout state dict that way must map to the same tensors as the OpenAI layout itself."""
+    from videozoo.models.clip import reference_open_clip
+
+    pytest.importorskip("open_clip")
+    openai = reference_open_clip(make_config("ost", "tiny").clip_config()).state_dict()
+    release = {}
+    for k, v in openai.items():
+        if k.startswith("visual."):
+            release["module.image_encoder." + k[len("visual."):]] = v
+        elif k == "text_projection":
+            release["module.text_encoder.text_projection"] = v
+        elif k == "logit_scale":
+            release["module.logit_scale"] = v
+        elif k != "attn_mask":
+            release["module.text_encoder." + k] = v
+    mapped, direct = load_state_dict_from(release), load_state_dict_from(openai)
+    assert set(mapped) == set(direct) == set(create("ost", "tiny").state_dict())
+    assert all(mapped[k] is direct[k] for k in direct)
+    with pytest.raises(ValueError, match="unexpected key"):
+        load_state_dict_from({"text_encoder.x": torch.zeros(1), "prompt_learner.ctx": torch.zeros(1)})

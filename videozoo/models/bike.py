@@ -48,10 +48,8 @@ positions ``frame_position_embeddings``, ``blocks.i``) and ``attribute_head.quer
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -418,16 +416,22 @@ def _from_video_header(sd: dict) -> dict:
     return out
 
 
-def load_state_dict_from(clip_state_dict: dict, video_head_state_dict: dict | None = None,
+_PREFIXES = ("model_state_dict.", "fusion_model_state_dict.", "attributes.fusion_model_state_dict.")
+
+
+def load_state_dict_from(state_dict: dict, video_head_state_dict: dict | None = None,
                          attribute_head_state_dict: dict | None = None) -> dict:
     """Convert the release's state dicts into this file's keys.
 
     Args:
-        clip_state_dict: The CLIP part (OpenAI / open_clip names, the release's
-            ``checkpoint["model_state_dict"]``), or a Hugging Face ``CLIPModel``'s.
-        video_head_state_dict: The release's ``video_header`` (``checkpoint["fusion_model_state_dict"]``
-            of a video-branch checkpoint): ``frame_position_embeddings.weight`` and
-            ``transformer.resblocks.i.*``.
+        state_dict: One of: the release's checkpoint as ``torch.load`` returns it (a dict with
+            ``model_state_dict`` -- the CLIP -- and ``fusion_model_state_dict`` -- the video
+            header); a flat dict whose keys carry those prefixes (and
+            ``attributes.fusion_model_state_dict.`` for the attribute head), as the tables in
+            :mod:`videozoo.reference_tables` list them; or the CLIP part alone (OpenAI /
+            open_clip names, or a Hugging Face ``CLIPModel``'s).
+        video_head_state_dict: The release's ``video_header`` (``frame_position_embeddings.weight``,
+            ``transformer.resblocks.i.*``), when ``state_dict`` is the CLIP part alone.
         attribute_head_state_dict: The release's ``sentence_text_logit`` (``query_fc.*``,
             ``sentence_fc.*``; the ``fusion_model_state_dict`` of an attribute checkpoint).
 
@@ -437,7 +441,14 @@ def load_state_dict_from(clip_state_dict: dict, video_head_state_dict: dict | No
     Raises:
         ValueError: a key the mapping does not know.
     """
-    out = clip_state_dict_from({k.removeprefix("module."): v for k, v in clip_state_dict.items()})
+    if isinstance(state_dict.get("model_state_dict"), dict):                  # a torch.load-ed checkpoint
+        state_dict, video_head_state_dict = state_dict["model_state_dict"], state_dict.get("fusion_model_state_dict")
+    elif any(k.startswith(_PREFIXES) for k in state_dict):
+        parts = [{k[len(p):]: v for k, v in state_dict.items() if k.startswith(p)} for p in _PREFIXES]
+        state_dict, video_head_state_dict, attribute_head_state_dict = parts[0], parts[1] or None, parts[2] or None
+    clip_sd = {k.removeprefix("module."): v for k, v in state_dict.items()}
+    hf = any(k.startswith(("text_model.", "vision_model.")) for k in clip_sd)
+    out = clip_state_dict_from(clip_sd, library="hf" if hf else "open_clip")
     if video_head_state_dict is not None:
         out.update(_from_video_header({k.removeprefix("module."): v for k, v in video_head_state_dict.items()}))
     if attribute_head_state_dict is not None:
@@ -451,8 +462,6 @@ def load_state_dict_from(clip_state_dict: dict, video_head_state_dict: dict | No
 
 # --------------------------------------------------------------------------- reference check
 
-REFERENCE_TABLE = Path(__file__).resolve().parent.parent / "reference_tables" / "bike.json"
-"""Facts recorded from the authors' code by ``scripts/reference_tables/bike.py``."""
 WEIGHT_STD = 0.1
 
 
@@ -488,41 +497,37 @@ def _tiny_reference_config(clip_args: list, frames: int, interaction: str) -> BI
 
 
 def _reference_check() -> dict:
-    """Our BIKE against the authors' code (whwu95/BIKE), through the facts their code recorded.
+    """Our BIKE against the authors' code (whwu95/BIKE), through the tables their code recorded.
 
-    1. Layer tables: the release's state dicts of the released configurations, mapped through
-       :func:`load_state_dict_from`, against ours (names and shapes), and the parameter counts.
-    2. A tiny model with the weights their code was run with: the video branch's ``VCS`` and
-       ``DP`` logits, the bidirectional ``NCELoss`` and the attribute head's cosines, against
-       what their code computed (max abs difference).
+    1. Layer tables (:mod:`videozoo.reference_tables`): the release's state dicts of the released
+       configurations (``bike_vitb16_k400``, ``bike_vitb32_va_k400``), mapped through
+       :func:`load_state_dict_from`, against ours, name by name and shape by shape, and the
+       parameter counts.
+    2. ``bike_tiny_outputs``: a tiny model with the weights their code was run with: the video
+       branch's ``VCS`` and ``DP`` logits, the bidirectional ``NCELoss`` and the attribute head's
+       cosines, against what their code computed (max abs difference).
     """
     from videozoo.data.tokenizer import tokenize
+    from videozoo.reference_tables import compare_with_table, load_table
     from videozoo.registry import make_config
 
-    ref = json.loads(REFERENCE_TABLE.read_text())
     tables = {}
-    for name, entry in ref["released"].items():
-        theirs = {n: torch.empty(s, device="meta") for n, s in entry["clip_table"]}
-        mapped = load_state_dict_from(
-            theirs, {n: torch.empty(s, device="meta") for n, s in entry["video_header_table"]},
-            {n: torch.empty(s, device="meta") for n, s in entry.get("sentence_text_logit_table", [])} or None)
+    for name in ("bike_vitb16_k400", "bike_vitb32_va_k400"):
+        table = load_table(name)
         with torch.device("meta"):
-            ours = BIKE(make_config(entry["videozoo_name"], "paper"))
-        own = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
-        mine = {k: tuple(v.shape) for k, v in mapped.items()}
-        differ = sorted(k for k in own.keys() | mine.keys() if own.get(k) != mine.get(k))
-        n_ours = sum(p.numel() for p in ours.parameters())
-        tables[name] = {"videozoo_name": entry["videozoo_name"], "release_params": entry["params"], "ours": n_ours,
-                        "differing_keys": differ}
-    tiny = ref["tiny"]
-    sd = load_state_dict_from(*(seeded_state_dict(tiny["tables"][k], tiny["seeds"][k])
-                                for k in ("clip", "video_header", "sentence_text_logit")))
+            ours = BIKE(make_config(table["videozoo_name"], "paper"))
+        tables[name] = {"videozoo_name": table["videozoo_name"], **compare_with_table(
+            table, load_state_dict_from, ours.state_dict(), sum(p.numel() for p in ours.parameters()))}
+    tiny = load_table("bike_tiny_outputs")
+    weights = seeded_state_dict([[n, s] for n, s, _ in tiny["entries"]], tiny["weight_seed"])
+    sd = load_state_dict_from(weights)
     B, T = tiny["batch"], tiny["frames"]
-    images = seeded_input(tiny["frames_shape"], tiny["seeds"]["input"])
+    images = seeded_input(tiny["frames_shape"], tiny["input_seed"])
     video = images.view(B, T, *images.shape[1:]).transpose(1, 2)
     context = tiny["clip_args"][5]
     text = tokenize(tiny["captions"], context_length=context)
     sentences = tokenize(tiny["sentences"], context_length=context)
+    expected = tiny["outputs"]
     diffs = {}
     for interaction, key in (("VCS", "vcs_logits"), ("DP", "dp_logits")):
         model = BIKE(_tiny_reference_config(tiny["clip_args"], T, interaction)).eval()
@@ -531,28 +536,30 @@ def _reference_check() -> dict:
             frames = model.encode_video(video)
             cls_emb, words = model.encode_text(text, return_tokens=True)
             logits = model.logit_scale.exp() * model.video_logits(frames, cls_emb, words)
-            diffs[key] = (logits - torch.tensor(tiny[key])).abs().max().item()
+            diffs[key] = (logits - torch.tensor(expected[key])).abs().max().item()
             if interaction == "VCS":
                 loss = bike_nce_loss(logits, torch.tensor(tiny["labels"]))
-                diffs["nce_loss"] = abs(loss.item() - tiny["nce_loss"])
+                diffs["nce_loss"] = abs(loss.item() - expected["nce_loss"])
                 cos = model.attribute_head(model.encode_text(sentences), cls_emb)
-                diffs["attribute_cosines"] = (cos - torch.tensor(tiny["attribute_cosines"])).abs().max().item()
+                diffs["attribute_cosines"] = (cos - torch.tensor(expected["attribute_cosines"])).abs().max().item()
     worst = max(diffs.values())
-    tables_ok = all(not t["differing_keys"] and t["ours"] == t["release_params"] for t in tables.values())
-    passed = tables_ok and worst <= ref["tolerance"]
-    counts = ", ".join(f"{t['videozoo_name']} {t['ours'] / 1e6:.6f} M (release {t['release_params'] / 1e6:.6f} M, "
-                       f"{len(t['differing_keys'])} differing keys)" for t in tables.values())
+    tables_ok = all(t["passed"] and t["own_params"] == t["authors_params"] for t in tables.values())
+    passed = tables_ok and worst <= tiny["tolerance"]
+    counts = ", ".join(f"{t['videozoo_name']}: {t['matched']}/{t['entries']} entries map to ours with equal shapes, "
+                       f"{t['own_params'] / 1e6:.6f} M params (release {t['authors_params'] / 1e6:.6f} M)"
+                       for t in tables.values())
     return {
         "passed": bool(passed),
-        "summary": (f"against the authors' code ({ref['repository']} {ref['commit'][:7]}): layer tables and "
-                    f"parameters {counts}; tiny model with the weights their code ran with: VCS and DP logits, "
-                    f"NCELoss and attribute-head cosines, max abs diff {worst:.1e} (tolerance {ref['tolerance']:g})"),
-        "reference": f"{ref['repository']} at {ref['commit']} ({', '.join(ref['files'])}), recorded in "
-                     f"videozoo/reference_tables/bike.json by scripts/reference_tables/bike.py",
+        "summary": (f"against the authors' code ({tiny['repository']} {tiny['commit'][:7]}): layer tables {counts}; "
+                    f"tiny model with the weights their code ran with: VCS and DP logits, NCELoss and attribute-head "
+                    f"cosines, max abs diff {worst:.1e} (tolerance {tiny['tolerance']:g})"),
+        "reference": (f"{tiny['repository']} at {tiny['commit']} ({', '.join(tiny['files'])}): tables "
+                      f"bike_vitb16_k400, bike_vitb32_va_k400 and bike_tiny_outputs in videozoo/reference_tables, "
+                      f"made by scripts/reference_tables/bike.py"),
         "max_abs_diff": worst,
         "max_abs_diff_by_output": diffs,
         "tables": tables,
-        "expected": {"max_abs_diff": f"<= {ref['tolerance']:g}", "differing_keys": 0,
+        "expected": {"max_abs_diff": f"<= {tiny['tolerance']:g}", "layer_tables": "every entry maps, equal shapes",
                      "params": "equal to the release's"},
     }
 

@@ -35,16 +35,16 @@ descriptors), or are given as token ids ``(A, 2N, L)`` (e.g. the release's JSON 
 tokenised).  The video side is CLIP's image tower per frame without ViFi-CLIP's prompts.
 
 Paper configuration: ViT-B/16 CLIP, 32 frames at 224 px, ``N = 4`` descriptors of each kind
-(the release's ``configs/zero_shot/train/k400/16_32_ost.yaml``).
+(the release's ``configs/zero_shot/train/k400/16_32_ost.yaml``).  Parameter names are CLIP's;
+:func:`load_state_dict_from` converts the release's checkpoints (``image_encoder.*``,
+``text_encoder.*``).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +53,8 @@ from videozoo.layers.nce import soft_target_nce
 from videozoo.models.clip import CLIP, CLIPConfig, normalize_pixels
 from videozoo.registry import Reported, register_check, register_model
 
-__all__ = ["OSTConfig", "OST", "sinkhorn", "optimal_descriptor_logits", "template_descriptors", "ost"]
+__all__ = ["OSTConfig", "OST", "sinkhorn", "optimal_descriptor_logits", "template_descriptors", "descriptor_ids",
+           "load_state_dict_from", "ost"]
 
 
 @dataclass
@@ -330,10 +331,47 @@ def ost(config: OSTConfig) -> OST:
     return OST(config)
 
 
+# --------------------------------------------------------------------------- key mapping
+
+
+def load_state_dict_from(state_dict: dict) -> dict:
+    """Convert the release's OST state dict (or a CLIP's) into this file's keys.
+
+    Args:
+        state_dict: The release's ``OST`` module state dict (``image_encoder.*``,
+            ``text_encoder.*``, ``logit_scale``; a checkpoint's ``checkpoint["model"]``, with or
+            without DDP's ``module.``), or a plain CLIP state dict (OpenAI / open_clip or Hugging
+            Face names, :func:`videozoo.models.clip.load_state_dict_from`).
+
+    Returns:
+        A dict for ``OST.load_state_dict`` (OST adds no parameters to CLIP).
+
+    Raises:
+        ValueError: a key the mapping does not know (e.g. ViFi-CLIP prompt vectors, which OST's
+            configurations leave out).
+    """
+    from videozoo.models.clip import load_state_dict_from as clip_state_dict_from
+
+    sd = {k.removeprefix("module."): v for k, v in state_dict.items()}
+    if any(k.startswith(("image_encoder.", "text_encoder.")) for k in sd):
+        renamed = {}
+        for k, v in sd.items():
+            if k.startswith("image_encoder."):
+                renamed["visual." + k[len("image_encoder."):]] = v
+            elif k == "text_encoder.text_projection":
+                renamed["text_projection"] = v
+            elif k.startswith("text_encoder."):
+                renamed[k[len("text_encoder."):]] = v
+            elif k == "logit_scale":
+                renamed[k] = v
+            else:
+                raise ValueError(f"OST state dict: unexpected key {k!r}")
+        return clip_state_dict_from(renamed, library="open_clip")
+    return clip_state_dict_from(sd)
+
+
 # --------------------------------------------------------------------------- reference check
 
-REFERENCE_TABLE = Path(__file__).resolve().parent.parent / "reference_tables" / "ost.json"
-"""Facts recorded from the authors' code by ``scripts/reference_tables/ost.py``."""
 POT_TOLERANCE = 1e-6
 
 
@@ -381,15 +419,17 @@ def _reference_check() -> dict:
 
     1. The transport plan of :func:`sinkhorn` against ``ot.sinkhorn`` (POT) on OST's costs.
     2. :func:`optimal_descriptor_logits` with the release's solver settings against the outputs
-       of the release's ``OptimalDescriptorSolver`` and ``get_logit`` recorded in
-       ``videozoo/reference_tables/ost.json``.
-    3. The paper configuration's parameter count against the release's.
+       of the release's ``OptimalDescriptorSolver`` and ``get_logit`` recorded in the table
+       ``ost_vitb16_k400`` (:mod:`videozoo.reference_tables`).
+    3. That table's state dict of the release's OST, mapped through :func:`load_state_dict_from`,
+       against our paper configuration, name by name and shape by shape, and the parameter count.
     """
+    from videozoo.reference_tables import compare_with_table, load_table
     from videozoo.registry import make_config
 
     pot = _pot_comparison()
-    ref = json.loads(REFERENCE_TABLE.read_text())
-    tiny = ref["tiny"]
+    table = load_table("ost_vitb16_k400")
+    tiny = table["od_solver"]
     B, T, A, N, D = (tiny[k] for k in ("batch", "frames", "classes", "descriptors", "dim"))
 
     def normalised(shape, seed):
@@ -410,25 +450,28 @@ def _reference_check() -> dict:
     }
     release_diffs = {k: (v - torch.tensor(tiny[k])).abs().max().item() for k, v in release.items()}
     with torch.device("meta"):
-        params = sum(p.numel() for p in OST(make_config("ost", "paper")).parameters())
+        ours = OST(make_config("ost", "paper"))
+    layers = compare_with_table(table, load_state_dict_from, ours.state_dict(), sum(p.numel() for p in ours.parameters()))
     worst_pot = max(pot["max_abs_diff_by_marginals"].values())
     worst_release = max(release_diffs.values())
-    passed = worst_pot <= POT_TOLERANCE and worst_release <= ref["tolerance"] and params == ref["params"]
+    passed = (worst_pot <= POT_TOLERANCE and worst_release <= table["tolerance"] and layers["passed"]
+              and layers["own_params"] == layers["authors_params"])
     return {
         "passed": bool(passed),
         "summary": (f"Sinkhorn plans vs POT ot.sinkhorn {pot['pot']} (same cost 1 - cos, eps "
                     f"{OSTConfig.sinkhorn_eps}, uniform and random marginals, {pot['problems']} problems each): "
                     f"max abs diff {worst_pot:.1e} (tolerance {POT_TOLERANCE:g}); Optimal Descriptor Solver and "
-                    f"logits vs the authors' code ({ref['repository']} {ref['commit'][:7]}, its stopping rule): "
-                    f"max abs diff {worst_release:.1e} (tolerance {ref['tolerance']:g}); parameters "
-                    f"{params / 1e6:.6f} M (release {ref['params'] / 1e6:.6f} M)"),
-        "reference": f"POT {pot['pot']} ot.sinkhorn; {ref['repository']} at {ref['commit']} (trainers/OST.py), "
-                     f"recorded in videozoo/reference_tables/ost.json by scripts/reference_tables/ost.py",
+                    f"logits vs the authors' code ({table['repository']} {table['commit'][:7]}, its stopping rule): "
+                    f"max abs diff {worst_release:.1e} (tolerance {table['tolerance']:g}); layer table "
+                    f"{layers['matched']}/{layers['entries']} entries map to ours with equal shapes, "
+                    f"{layers['own_params'] / 1e6:.6f} M params (release {layers['authors_params'] / 1e6:.6f} M)"),
+        "reference": f"POT {pot['pot']} ot.sinkhorn; {table['repository']} at {table['commit']} (trainers/OST.py): "
+                     f"table ost_vitb16_k400 in videozoo/reference_tables, made by scripts/reference_tables/ost.py",
         "pot": pot,
         "max_abs_diff_by_output": release_diffs,
-        "params": {"ours": params, "release": ref["params"]},
-        "expected": {"pot_max_abs_diff": f"<= {POT_TOLERANCE:g}", "release_max_abs_diff": f"<= {ref['tolerance']:g}",
-                     "params": "equal to the release's"},
+        "layer_table": {k: v for k, v in layers.items() if k != "passed"},
+        "expected": {"pot_max_abs_diff": f"<= {POT_TOLERANCE:g}", "release_max_abs_diff": f"<= {table['tolerance']:g}",
+                     "layer_table": "every entry maps, equal shapes", "params": "equal to the release's"},
     }
 
 

@@ -16,7 +16,9 @@ NAMES = ["bike", "bike_vitb32_va", "victr", "laiar", "alt", "ost"]
 def test_paper_config_builds_on_meta_and_tiny_runs(name):
     spec = get_spec(name)
     builds = check_builds(spec)
-    assert builds["status"] == "passed" and builds["measured"]["device"] == "meta", builds["summary"]
+    # without a published figure to check the count against, a build that runs is "unverified"
+    assert builds["status"] == ("passed" if spec.reported else "unverified"), builds["summary"]
+    assert builds["measured"]["device"] == "meta", builds["summary"]
     runs = check_runs(spec)
     assert runs["status"] == "passed", runs["summary"]
     assert spec.zero_shot is not None and spec.zero_shot["expect"]

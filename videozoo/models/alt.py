@@ -330,6 +330,7 @@ def _reference_check() -> dict:
                     f"{tol:g}); no official code exists and the restated equations are this file's reading of the paper"),
         "reference": "restated_embedding in videozoo/models/alt.py: plain tensor operations over the parameter tensors",
         "max_abs_diff": diff,
+        "tolerance": tol,
         "expected": {"max_abs_diff": f"<= {tol:g}"},
     }
 

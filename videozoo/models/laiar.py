@@ -403,6 +403,7 @@ def _reference_check() -> dict:
                     f"restated equations are this file's reading of the paper"),
         "reference": "restated_loss in videozoo/models/laiar.py: plain tensor operations over the parameter tensors",
         "max_abs_diff": worst,
+        "tolerance": tol,
         "max_abs_diff_by_output": diffs,
         "expected": {"max_abs_diff": f"<= {tol:g}"},
     }

@@ -49,6 +49,7 @@ from torch import nn
 from videozoo.layers.attention import Attention, Mlp
 from videozoo.models.clip import CLIP, CLIPConfig, QuickGELU, contrastive_loss, normalize_pixels
 from videozoo.registry import register_check, register_model
+from videozoo.references.victr import restated_logits
 
 __all__ = ["VicTRConfig", "VicTR", "VicTRBlock", "victr", "DEFAULT_AUXILIARY"]
 
@@ -217,80 +218,9 @@ def victr(config: VicTRConfig) -> VicTR:
 # --------------------------------------------------------------------------- reference check
 
 
-def restated_logits(state: dict, frames: torch.Tensor, class_emb: torch.Tensor, aux_emb: torch.Tensor,
-                    num_heads: int, scale: torch.Tensor) -> torch.Tensor:
-    """The equations of the module docstring written out with plain tensor operations.
-
-    Uses only the parameter tensors (``state``: ``temporal_position``, ``blocks.i.*``, ``norm.*``),
-    explicit per-head attention (``softmax(q k^T / sqrt(d)) v`` by matmul), explicit LayerNorm
-    and QuickGELU, and loops over frames and tokens; no module of this package.
-
-    Args:
-        state: The model's ``state_dict()``.
-        frames: ``(B, T, D)`` frame embeddings; ``class_emb``: ``(K, D)``; ``aux_emb``: ``(A, D)``.
-        num_heads: Heads of both attentions.
-        scale: CLIP's temperature scale.
-
-    Returns:
-        ``(B, K)`` logits.
-    """
-    B, T, D = frames.shape
-    K = class_emb.shape[0]
-    texts = torch.cat([class_emb, aux_emb])
-    J = texts.shape[0]
-
-    def ln(x, p):
-        mu = x.mean(-1, keepdim=True)
-        var = ((x - mu) ** 2).mean(-1, keepdim=True)
-        return (x - mu) / torch.sqrt(var + 1e-5) * state[p + ".weight"] + state[p + ".bias"]
-
-    def attend(x, p):          # x: (S, D) one sequence
-        qkv = x @ state[p + ".qkv.weight"].t() + state[p + ".qkv.bias"]
-        q, k, v = qkv.split(D, dim=-1)
-        d = D // num_heads
-        heads = []
-        for h in range(num_heads):
-            sl = slice(h * d, (h + 1) * d)
-            w = torch.softmax(q[:, sl] @ k[:, sl].t() / d ** 0.5, dim=-1)
-            heads.append(w @ v[:, sl])
-        return torch.cat(heads, -1) @ state[p + ".proj.weight"].t() + state[p + ".proj.bias"]
-
-    tokens = torch.zeros(B, T, 1 + J, D, dtype=frames.dtype)
-    for b in range(B):
-        for t in range(T):
-            tokens[b, t, 0] = frames[b, t]
-            for j in range(J):
-                aff = frames[b, t] @ texts[j] / (frames[b, t].norm() * texts[j].norm())
-                tokens[b, t, 1 + j] = aff * texts[j]
-            tokens[b, t] = tokens[b, t] + state["temporal_position"][t]
-    i = 0
-    while f"blocks.{i}.cross.qkv.weight" in state:
-        p = f"blocks.{i}."
-        new = tokens.clone()
-        for b in range(B):
-            for t in range(T):
-                new[b, t] = tokens[b, t] + attend(ln(tokens[b, t], p + "norm_cross"), p + "cross")
-        tokens, new = new, new.clone()
-        for b in range(B):
-            for s in range(1 + J):
-                new[b, :, s] = tokens[b, :, s] + attend(ln(tokens[b, :, s], p + "norm_time"), p + "temporal")
-        tokens = new
-        hidden = ln(tokens, p + "norm_mlp") @ state[p + "mlp.fc1.weight"].t() + state[p + "mlp.fc1.bias"]
-        hidden = hidden * torch.sigmoid(1.702 * hidden)
-        tokens = tokens + hidden @ state[p + "mlp.fc2.weight"].t() + state[p + "mlp.fc2.bias"]
-        i += 1
-    tokens = ln(tokens, "norm")
-    logits = torch.zeros(B, K, dtype=frames.dtype)
-    for b in range(B):
-        for k in range(K):
-            per_frame = [torch.dot(tokens[b, t, 0], tokens[b, t, 1 + k])
-                         / (tokens[b, t, 0].norm() * tokens[b, t, 1 + k].norm()) for t in range(T)]
-            logits[b, k] = scale * torch.stack(per_frame).mean()
-    return logits
-
-
 def _reference_check() -> dict:
-    """The tiny model's logits against :func:`restated_logits` (same weights, 2 blocks), float64."""
+    """The tiny model's logits against the equations restated in :mod:`videozoo.references.victr`
+    (same weights, 2 blocks), float64."""
     from videozoo.data.tokenizer import tokenize
     from videozoo.registry import make_config
 
@@ -315,7 +245,7 @@ def _reference_check() -> dict:
                     f"the module docstring's equations restated with explicit loops, matmul attention and LayerNorm "
                     f"(no videozoo module), same weights, float64: max abs diff {diff:.1e} (tolerance {tol:g}); no "
                     f"official code exists and the restated equations are this file's reading of the paper"),
-        "reference": "restated_logits in videozoo/models/victr.py: plain tensor operations over the parameter tensors",
+        "reference": "restated_logits in videozoo/references/victr.py: plain tensor operations over the parameter tensors",
         "max_abs_diff": diff,
         "tolerance": tol,
         "expected": {"max_abs_diff": f"<= {tol:g}"},

@@ -16,7 +16,7 @@ $(VENV)/.site-deps: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[zoo,test,reference]'
+	$(BIN)/python -m pip install -q -e '.[zoo,test,reference,llm]'
 	touch $@ $(VENV)/.site-deps
 
 site: $(VENV)/.site-deps
